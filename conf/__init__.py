@@ -1,0 +1,1 @@
+"""Hydra config tree of dmx, shipped as a package so it is found from any folder."""

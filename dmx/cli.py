@@ -1,0 +1,196 @@
+"""The `dmx` command: train, sweep, report.
+
+Thin on purpose. ``train`` and ``sweep`` hand their arguments to the real ``@hydra.main``
+entry in :mod:`dmx.train` (by setting ``sys.argv``), so Hydra's overrides, multirun and
+launchers work unchanged. Before that they compose the config once with Hydra's compose
+API, so a mistake (an unknown choice, a bad value) stops at start with one line naming the
+fix and exit code 2, before anything is trained or written.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import warnings
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dmx import __version__
+from dmx.errors import UserError
+
+app = typer.Typer(
+    help="dmx: does dynamic masking beat static masking, for your model, data and budget?",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,  # locals may hold secrets; a fault shows the stack only
+)
+
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+DEFAULT_EXPERIMENT = "static_vs_dynamic"
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"dmx: error: {message}", err=True)
+    return typer.Exit(code=UserError.exit_code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dmx {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """dmx: does dynamic masking beat static masking, for your model, data and budget?"""
+
+
+def _run_hydra(args: list[str]) -> None:
+    from dmx import train as train_module
+
+    entry = shutil.which("dmx-train") or sys.argv[0]
+    saved = sys.argv
+    sys.argv = [entry, *args]
+    try:
+        train_module.main()
+    finally:
+        sys.argv = saved
+
+
+def _check(args: list[str], *, multirun: bool) -> None:
+    from dmx.validate import check_overrides
+
+    try:
+        check_overrides(args, multirun=multirun)
+    except UserError as err:
+        raise fail(str(err)) from None
+
+
+@app.command(context_settings=PASS_THROUGH)
+def train(
+    ctx: typer.Context,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Hydra overrides, key=value.")
+    ] = None,
+) -> None:
+    """Train one run. Arguments are Hydra overrides; the run folder lands under outputs/runs/.
+
+    [bold]Examples[/bold]
+
+      dmx train mask=dynamic
+
+      dmx train mask=static mask.copies=10 model=small trainer.max_epochs=20 seed=3
+
+      dmx train mask=dynamic logger=none trainer.max_epochs=1
+
+      dmx train hydra.run.dir=runs/my_run mask.prob=0.4
+
+      dmx train --cfg job          [dim]# print the composed config and stop[/dim]
+    """
+    args = [*(overrides or []), *ctx.args]
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    _check(args, multirun=multirun)
+    _run_hydra(args)
+
+
+@app.command(context_settings=PASS_THROUGH)
+def sweep(
+    ctx: typer.Context,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Hydra overrides, key=value.")
+    ] = None,
+    report_format: Annotated[
+        str, typer.Option("--format", help="Format of the closing report: table, md, csv, json.")
+    ] = "table",
+) -> None:
+    """Run a grid (Hydra multirun) of an experiment preset, then print its report.
+
+    Without experiment=NAME it runs experiment=static_vs_dynamic: mask in {static, dynamic}
+    x seed in {0, 1, 2}. Every run lands in one sweep folder under outputs/sweeps/.
+
+    [bold]Examples[/bold]
+
+      dmx sweep
+
+      dmx sweep experiment=static_vs_dynamic seed=0,1,2,3,4
+
+      dmx sweep mask=static,dynamic mask.prob=0.15,0.4 trainer.max_epochs=10
+
+      dmx sweep hydra.sweep.dir=outputs/sweeps/my_sweep logger=none
+    """
+    from dmx.report import check_format
+
+    try:
+        check_format(report_format)
+    except UserError as err:
+        raise fail(str(err)) from None
+    args = [*(overrides or []), *ctx.args]
+    args = [a for a in args if a not in ("-m", "--multirun")]
+    if not any(a.split("=", 1)[0].lstrip("+~") == "experiment" for a in args if "=" in a):
+        args.insert(0, f"experiment={DEFAULT_EXPERIMENT}")
+    sweep_dir = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")), None)
+    if sweep_dir is None:
+        experiment = next(a.split("=", 1)[1] for a in args if a.startswith("experiment="))
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        sweep_dir = f"outputs/sweeps/{experiment}_{stamp}"
+        args.append(f"hydra.sweep.dir={sweep_dir}")
+    _check(args, multirun=True)
+    _run_hydra(["--multirun", *args])
+    typer.echo(f"\nsweep folder: {sweep_dir}")
+    _print_report(Path(sweep_dir), report_format, None)
+
+
+@app.command()
+def report(
+    folder: Annotated[
+        Path, typer.Argument(help="A sweep folder, a run folder, or any folder of runs.")
+    ],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, md, csv or json.")] = "table",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Gather every run under FOLDER into one table, grouped by what differs (seeds pooled).
+
+    [bold]Examples[/bold]
+
+      dmx report outputs/sweeps/static_vs_dynamic_2026-11-21_10-00-00
+
+      dmx report outputs/ --format md
+
+      dmx report outputs/sweeps/my_sweep --format json -o results.json
+    """
+    _print_report(folder, fmt, output)
+
+
+def _print_report(folder: Path, fmt: str, output: Path | None) -> None:
+    from dmx import report as report_module
+    from dmx.runs import atomic_write_text
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", report_module.SkippedRunWarning)
+        try:
+            text = report_module.report(folder, fmt)
+        except UserError as err:
+            raise fail(str(err)) from None
+    for warning in caught:
+        typer.echo(f"dmx: warning: {warning.message}", err=True)
+    if text is None:
+        return
+    if output is None:
+        typer.echo(text, nl=not text.endswith("\n"))
+    else:
+        atomic_write_text(output, text)
+        typer.echo(f"wrote {output}", err=True)
+
+
+if __name__ == "__main__":
+    app()
