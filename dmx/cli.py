@@ -53,12 +53,31 @@ def main(
     """dmx: does dynamic masking beat static masking, for your model, data and budget?"""
 
 
+# Hydra flags after which nothing runs: the config or help is printed instead.
+INSPECT_FLAGS = {
+    "--cfg",
+    "-c",
+    "--info",
+    "-i",
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--shell-completion",
+}
+
+
+def _is_override(arg: str) -> bool:
+    return "=" in arg and not arg.startswith("-")
+
+
 def _run_hydra(args: list[str]) -> None:
     from dmx import train as train_module
 
     entry = shutil.which("dmx-train") or sys.argv[0]
+    # Hydra's parser wants its flags (and their values) before the overrides.
+    flags = [a for a in args if not _is_override(a)]
     saved = sys.argv
-    sys.argv = [entry, *args]
+    sys.argv = [entry, *flags, *(a for a in args if _is_override(a))]
     try:
         train_module.main()
     finally:
@@ -143,6 +162,9 @@ def sweep(
         sweep_dir = f"outputs/sweeps/{experiment}_{stamp}"
         args.append(f"hydra.sweep.dir={sweep_dir}")
     _check(args, multirun=True)
+    if INSPECT_FLAGS & set(args):  # print the config (or help) of the sweep; run nothing
+        _run_hydra(args)
+        return
     _run_hydra(["--multirun", *args])
     typer.echo(f"\nsweep folder: {sweep_dir}")
     _print_report(Path(sweep_dir), report_format, None)

@@ -370,10 +370,13 @@ def print_table(rows: Sequence[Row], console: Console | None = None) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # a pipe or a file: no terminal width to squeeze into
+            console = Console(width=240)
     metrics = _metrics_of(rows)
     table = Table(caption="mean ± sample std over the n done runs of each group")
-    table.add_column("group")
+    table.add_column("group", no_wrap=True)
     for header in ("n", "failed", "running"):
         table.add_column(header, justify="right")
     for metric in metrics:

@@ -59,7 +59,7 @@ class WandbRun:
             if isinstance(value, (int, float, str)) or value is None:
                 run.summary[key] = value
         sync_dir = Path(run.dir).parent
-        wandb.finish(exit_code=0 if summary.get("status") == "done" else 1, quiet=True)
+        wandb.finish(exit_code=0 if summary.get("status") == "done" else 1)
         if self.mode == "offline":
             log.info("W&B run saved offline; upload it with: wandb sync %s", sync_dir)
 

@@ -15,6 +15,7 @@ import platform
 import resource
 import sys
 import time
+import warnings
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -46,6 +47,17 @@ from dmx.runs import (
 )
 
 log = logging.getLogger("dmx")
+
+
+class _DropAdverts(logging.Filter):
+    """Lightning advertises its cloud products on every start; that is noise in a run log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdverts())
+warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")  # inside Lightning, not ours
 
 
 class MLMModule(L.LightningModule):
@@ -225,7 +237,7 @@ class RunFolder(L.Callback):
     def save_checkpoint(self, trainer: L.Trainer) -> None:
         final = self.run_dir / CHECKPOINT_DIR / "last.ckpt"
         tmp = final.with_name(".last.ckpt.tmp")
-        trainer.save_checkpoint(tmp)  # collective under DDP: every rank calls it
+        trainer.save_checkpoint(tmp, weights_only=False)  # collective under DDP: all ranks call it
         if trainer.is_global_zero:
             os.replace(tmp, final)
 
