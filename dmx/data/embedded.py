@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 # Bump when the corpus generator, the tokenizer recipe or the packing changes, so stale
 # caches are not reused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
