@@ -197,6 +197,8 @@ def _print_report(folder: Path, fmt: str, output: Path | None) -> None:
     from dmx import report as report_module
     from dmx.runs import atomic_write_text
 
+    if output is not None and fmt == "table":
+        raise fail("--output writes text formats; add --format md, csv or json")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", report_module.SkippedRunWarning)
         try:

@@ -39,7 +39,15 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from dmx.errors import UserError
-from dmx.runs import CONFIG_FILE, METRICS_FILE, STATUS_DONE, STATUS_FAILED, find_runs, read_metrics
+from dmx.runs import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    STATUS_DONE,
+    STATUS_FAILED,
+    find_runs,
+    json_safe,
+    read_metrics,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -464,21 +472,8 @@ def to_json(rows: Sequence[Row]) -> str:
         for key, stat in row.stats.items():
             obj[key] = {"mean": stat.mean, "std": stat.std, "ci95": stat.ci95}
         obj["failed"] = [{"path": str(r.path), "error": r.error} for r in row.failed]
-        out.append(_json_safe(obj))
+        out.append(json_safe(obj))
     return json.dumps(out, indent=2, allow_nan=False) + "\n"
-
-
-def _json_safe(value: Any) -> Any:
-    """JSON has no NaN or infinity: write null. Anything else unknown becomes a string."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if value is None or isinstance(value, (str, int, float)):
-        return value
-    return str(value)
 
 
 # Text formats: each turns rows into a string. "table" prints instead (see render).

@@ -63,19 +63,23 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _json_safe(value: Any) -> Any:
-    """JSON has no NaN or infinity; write them as null rather than invalid JSON."""
+def json_safe(value: Any) -> Any:
+    """JSON has no NaN or infinity: write null. Anything else unknown becomes a string."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
+        return [json_safe(v) for v in value]
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return str(value)
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(_json_safe(data), indent=2, sort_keys=True) + "\n")
+    atomic_write_text(
+        path, json.dumps(json_safe(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    )
 
 
 def write_history(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:

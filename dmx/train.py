@@ -16,7 +16,6 @@ import resource
 import sys
 import time
 import warnings
-from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -356,4 +355,4 @@ def main(cfg: DictConfig) -> float | None:
     return summary.get("final_val_loss")
 
 
-__all__ = ["MLMModule", "RunFolder", "asdict", "main", "train"]
+__all__ = ["MLMModule", "RunFolder", "main", "train"]

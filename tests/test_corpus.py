@@ -7,7 +7,6 @@ import itertools
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
@@ -128,12 +127,6 @@ def test_word_frequencies_are_zipf_like(docs: list[str]) -> None:
     assert sum(counts[:20]) / total > 0.4  # function words dominate...
     assert counts[0] > 50 * counts[299]  # ...and content words have a long tail
     assert sum(c < 20 for c in counts) > 300
-
-
-def test_fast_enough() -> None:
-    start = time.perf_counter()
-    generate_documents(0, N_DOCS)
-    assert time.perf_counter() - start < 2.0
 
 
 # -- structure a model can learn from context -------------------------------------------------

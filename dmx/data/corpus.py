@@ -25,8 +25,10 @@ from a small probabilistic grammar. The regularities a model can learn from cont
 * collocations: adjectives belong to noun groups (``ripe`` goes with fruit, ``rusty`` with
   tools), verbs take objects of the right kind (one ``milks`` animals, ``harvests`` crops),
   places take their own prepositions, and fixed idioms and topic sayings recur word for word;
-* topic consistency: every content word of a document comes from its topic, and each
-  document dwells on a handful of "focus" nouns, so earlier sentences predict later ones;
+* topic consistency: each topic owns its nouns, verbs, adjectives and places (no word is
+  owned by two topics), a document uses only its own topic's words besides the shared ones
+  (function words, names, numbers, a few general verbs and adjectives), and it dwells on a
+  handful of "focus" nouns, so earlier sentences predict later ones;
 * characters: named people are introduced (``nora was a busy baker who lived near the
   pantry .``) and then referred to by name or by ``he``/``she`` and ``his``/``her``,
   consistently with that character;
