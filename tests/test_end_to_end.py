@@ -129,3 +129,27 @@ def test_wandb_offline_run_is_written_and_sync_command_shown(tmp_path: Path) -> 
     assert list(offline[0].glob("*.wandb")), "no W&B log written"
     assert f"wandb sync {offline[0]}" in result.stdout + result.stderr
     assert read_metrics(run)["status"] == "done"
+
+
+def test_a_failing_run_is_marked_failed_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    """A fault mid-sweep (here: a cache folder that cannot be created) fails one run only."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    sweep = tmp_path / "sweep"
+    result = run_dmx(
+        "sweep",
+        f"data.cache_dir={blocker}/cache,{tmp_path}/cache",
+        "seed=0",
+        *TINY,
+        "trainer.max_epochs=1",
+        "logger=none",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    statuses = sorted(read_metrics(p.parent)["status"] for p in sweep.rglob("metrics.json"))
+    assert statuses == ["done", "failed"]
+    failed = next(p.parent for p in sweep.rglob("metrics.json") if "not-a-folder" in str(p))
+    metrics = read_metrics(failed)
+    assert "NotADirectoryError" in metrics["error"]
+    assert (failed / "config.yaml").exists()  # what was written before the fault stays
+    assert "failed" in result.stdout and "NotADirectoryError" in result.stdout
