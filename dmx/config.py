@@ -8,6 +8,7 @@ into real dataclass instances; that happens at start, in the CLI and in the task
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,8 @@ class ModelConfig:
     d_ff: int = 512
     max_seq_len: int = 128
     dropout: float = 0.1
+    # Dropout on attention probabilities; 0 keeps scaled_dot_product_attention on its fast kernels.
+    attn_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         for key in ("n_layers", "d_model", "n_heads", "d_ff", "max_seq_len"):
@@ -39,7 +42,9 @@ class ModelConfig:
             self.d_model % self.n_heads == 0,
             f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})",
         )
-        _check(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
+        for key in ("dropout", "attn_dropout"):
+            value = getattr(self, key)
+            _check(0.0 <= value < 1.0, f"model.{key} must be in [0, 1), got {value}")
 
 
 @dataclass
@@ -198,6 +203,20 @@ class Config:
         )
 
 
+def run_folder_name(overrides: str, limit: int = 120) -> str:
+    """A sweep job's folder name from its overrides: readable, one level, never too long.
+
+    Hydra's ``override_dirname`` (``mask=static,seed=0``) is the name; a path separator in a
+    value would nest folders, so it is replaced, and a name past ``limit`` characters
+    (file systems stop at 255) is cut and made unique again by a hash of the whole.
+    """
+    name = (overrides or "default").replace("/", "_")
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    return f"{name[: limit - 11]}-{digest}"
+
+
 def register_schema() -> None:
     """Make the schema visible to Hydra as ``dmx_schema`` (conf/config.yaml names it first)."""
     ConfigStore.instance().store(name="dmx_schema", node=Config)
@@ -219,3 +238,5 @@ def to_config(cfg: DictConfig) -> Config:
 
 
 register_schema()
+if not OmegaConf.has_resolver("dmx_run_folder"):
+    OmegaConf.register_new_resolver("dmx_run_folder", run_folder_name)

@@ -125,7 +125,9 @@ class MLMModule(L.LightningModule):
             ],
             lr=o.lr,
             betas=(o.beta1, o.beta2),
-            fused=torch.cuda.is_available(),
+            # Fused on a GPU; elsewhere foreach (one kernel per op over all tensors).
+            fused=torch.cuda.is_available() or None,
+            foreach=None if torch.cuda.is_available() else True,
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(o.warmup_frac * total)
@@ -296,7 +298,14 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
         log.info("corpus: %s", data.corpus.stats if data.corpus else None)
         m = config.model
         shape = EncoderShape(
-            data.vocab_size, m.n_layers, m.d_model, m.n_heads, m.d_ff, m.max_seq_len, m.dropout
+            data.vocab_size,
+            m.n_layers,
+            m.d_model,
+            m.n_heads,
+            m.d_ff,
+            m.max_seq_len,
+            m.dropout,
+            m.attn_dropout,
         )
         # The same seed gives the same initial weights whatever the mask strategy.
         torch.manual_seed(config.seed)

@@ -109,3 +109,14 @@ def test_version_and_help_show_examples(tmp_path: Path) -> None:
     for command in ("train", "sweep", "report"):
         out = run_dmx(command, "--help", cwd=tmp_path).stdout
         assert "Examples" in out and f"dmx {command}" in out
+
+
+def test_run_folder_names_stay_short_unique_and_flat() -> None:
+    from dmx.config import run_folder_name
+
+    assert run_folder_name("mask=static,seed=0") == "mask=static,seed=0"
+    assert "/" not in run_folder_name("data.cache_dir=/tmp/x,seed=0")
+    long_a = ",".join(f"key{i}=value{i}" for i in range(40))
+    long_b = long_a + ",seed=1"
+    assert len(run_folder_name(long_a)) <= 120
+    assert run_folder_name(long_a) != run_folder_name(long_b)

@@ -132,7 +132,10 @@ def test_wandb_offline_run_is_written_and_sync_command_shown(tmp_path: Path) -> 
 
 
 def test_a_failing_run_is_marked_failed_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    """A fault mid-sweep (here: a cache folder that cannot be created) fails one run only."""
+    """A fault mid-sweep (here: a cache folder that cannot be created) fails those runs only.
+
+    The default experiment also sweeps mask in {static, dynamic}: 2 x 2 runs.
+    """
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where a folder should be")
     sweep = tmp_path / "sweep"
@@ -147,9 +150,10 @@ def test_a_failing_run_is_marked_failed_and_the_sweep_goes_on(tmp_path: Path) ->
         cwd=tmp_path,
     )
     statuses = sorted(read_metrics(p.parent)["status"] for p in sweep.rglob("metrics.json"))
-    assert statuses == ["done", "failed"]
+    assert statuses == ["done", "done", "failed", "failed"]
     failed = next(p.parent for p in sweep.rglob("metrics.json") if "not-a-folder" in str(p))
     metrics = read_metrics(failed)
+    assert metrics["status"] == "failed"
     assert "NotADirectoryError" in metrics["error"]
     assert (failed / "config.yaml").exists()  # what was written before the fault stays
     assert "failed" in result.stdout and "NotADirectoryError" in result.stdout
