@@ -179,6 +179,9 @@ def report(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
+    per_seed: Annotated[
+        bool, typer.Option("--per-seed", help="One row per seed instead of pooling seeds.")
+    ] = False,
 ) -> None:
     """Gather every run under FOLDER into one table, grouped by what differs (seeds pooled).
 
@@ -189,11 +192,13 @@ def report(
       dmx report outputs/ --format md
 
       dmx report outputs/sweeps/my_sweep --format json -o results.json
+
+      dmx report outputs/sweeps/my_sweep --per-seed     [dim]# does it hold seed by seed?[/dim]
     """
-    _print_report(folder, fmt, output)
+    _print_report(folder, fmt, output, per_seed=per_seed)
 
 
-def _print_report(folder: Path, fmt: str, output: Path | None) -> None:
+def _print_report(folder: Path, fmt: str, output: Path | None, per_seed: bool = False) -> None:
     from dmx import report as report_module
     from dmx.runs import atomic_write_text
 
@@ -202,7 +207,7 @@ def _print_report(folder: Path, fmt: str, output: Path | None) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", report_module.SkippedRunWarning)
         try:
-            text = report_module.report(folder, fmt)
+            text = report_module.report(folder, fmt, per_seed=per_seed)
         except UserError as err:
             raise fail(str(err)) from None
     for warning in caught:

@@ -501,11 +501,15 @@ def render(rows: Sequence[Row], fmt: str = "table", console: Console | None = No
     return TEXT_FORMATS[fmt](rows)
 
 
-def report(root: Path, fmt: str = "table", console: Console | None = None) -> str | None:
+def report(
+    root: Path, fmt: str = "table", console: Console | None = None, per_seed: bool = False
+) -> str | None:
     """What `dmx report` does: collect the runs under root, summarise, render.
 
     For "table" it prints to ``console`` and returns None; for md, csv and json it
-    returns the text, which the CLI prints or writes to a file.
+    returns the text, which the CLI prints or writes to a file. ``per_seed`` keeps each
+    seed in a group of its own, to see whether a difference holds seed by seed.
     """
     check_format(fmt)
-    return render(summarize(collect(Path(root))), fmt, console)
+    ignored = [k for k in IGNORED_KEYS if k != "seed"] if per_seed else IGNORED_KEYS
+    return render(summarize(collect(Path(root)), ignored=ignored), fmt, console)

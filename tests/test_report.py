@@ -261,3 +261,11 @@ def test_import_is_cheap() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_per_seed_keeps_each_seed_in_its_own_row(sweep: Path) -> None:
+    rows = json.loads(rep.report(sweep, "json", per_seed=True) or "")
+    static1 = [r for r in rows if r["group"].get("mask.copies") == 1]
+    assert sorted(r["group"]["seed"] for r in static1) == [0, 1, 2]
+    assert sorted(r["final_val_loss"]["mean"] for r in static1) == [2.0, 2.2, 2.4]
+    assert all(r["n"] == 1 for r in static1)
