@@ -170,15 +170,15 @@ class RunFolder(L.Callback):
     and checkpoint behind; :meth:`finish` and :meth:`fail` write the final status.
     """
 
-    def __init__(self, run_dir: Path, config: Config, checkpoint: bool) -> None:
-        self.run_dir, self.config, self.checkpoint = run_dir, config, checkpoint
+    def __init__(self, run_dir: Path, seed: int, checkpoint: bool) -> None:
+        self.run_dir, self.checkpoint = run_dir, checkpoint
         self.history: list[dict[str, Any]] = []
         self.started = time.perf_counter()
-        self.train_s = 0.0
-        self._epoch_start = 0.0
+        self.train_s = 0.0  # training time of finished epochs, validation excluded
+        self._epoch_start = self._epoch_train_s = 0.0
         self.summary: dict[str, Any] = {
             "status": STATUS_RUNNING,
-            "seed": config.seed,
+            "seed": seed,
             "versions": _versions(),
             "error": None,
         }
@@ -195,6 +195,8 @@ class RunFolder(L.Callback):
             else f"cpu ({os.cpu_count()} cores)"
         )
         self.summary["precision"] = str(trainer.precision)
+        # CPU: the process's peak resident memory; GPU: the peak memory torch allocated.
+        self.summary["peak_mem_kind"] = "cuda_allocated" if device.type == "cuda" else "process_rss"
         self.summary["parameters"] = pl_module.model.num_parameters(non_embedding=False)
         self.write_summary()
 
@@ -288,7 +290,7 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
 
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(config)))
-    folder = RunFolder(run_dir, config, checkpoint=config.trainer.checkpoint)
+    folder = RunFolder(run_dir, config.seed, checkpoint=config.trainer.checkpoint)
     folder.write_summary()
     logger = None
     try:
