@@ -15,7 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 
-from dmx.config import to_config
+from dmx.config import Config, to_config
 from dmx.errors import UserError
 
 CONFIG_MODULE = "dmx.conf"
@@ -56,7 +56,29 @@ def compose_checked(overrides: Sequence[str]) -> None:
         raise UserError(_one_line(err)) from None
     finally:
         GlobalHydra.instance().clear()
-    to_config(cfg)
+    check_devices(to_config(cfg))
+
+
+def check_devices(config: Config) -> None:
+    """Asking for a GPU that is not there is a user's mistake, not a fault mid-run."""
+    import torch
+
+    wanted = config.trainer.accelerator
+    if wanted in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UserError(
+            f"trainer.accelerator={wanted} but no CUDA GPU is visible; use "
+            "trainer.accelerator=auto (GPU when there is one, else CPU) or trainer.accelerator=cpu"
+        )
+    devices = config.trainer.devices
+    if (
+        wanted in ("gpu", "cuda")
+        and isinstance(devices, int)
+        and devices > torch.cuda.device_count()
+    ):
+        raise UserError(
+            f"trainer.devices={devices} but only {torch.cuda.device_count()} GPU(s) are visible; "
+            "lower trainer.devices"
+        )
 
 
 def check_overrides(args: Sequence[str], *, multirun: bool) -> None:

@@ -59,6 +59,7 @@ def test_defaults_are_static_k1_tiny_embedded() -> None:
         (["model.n_heads=3"], "divisible by model.n_heads"),
         (["trainer.precision=fp8"], "trainer.precision must be one of"),
         (["logger.mode=sometimes"], "logger.mode must be one of"),
+        (["trainer.accelerator=tpu"], "trainer.accelerator must be one of"),
     ],
 )
 def test_bad_values_raise_one_clear_line(overrides: list[str], fragment: str) -> None:
@@ -120,3 +121,9 @@ def test_run_folder_names_stay_short_unique_and_flat() -> None:
     long_b = long_a + ",seed=1"
     assert len(run_folder_name(long_a)) <= 120
     assert run_folder_name(long_a) != run_folder_name(long_b)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_a_missing_gpu_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="no CUDA GPU is visible; use trainer.accelerator=auto"):
+        check_overrides(["trainer.accelerator=gpu"], multirun=False)
