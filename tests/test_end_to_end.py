@@ -157,3 +157,17 @@ def test_a_failing_run_is_marked_failed_and_the_sweep_goes_on(tmp_path: Path) ->
     assert "NotADirectoryError" in metrics["error"]
     assert (failed / "config.yaml").exists()  # what was written before the fault stays
     assert "failed" in result.stdout and "NotADirectoryError" in result.stdout
+
+
+def test_dynamic_masking_beats_static_when_data_is_reused_for_many_epochs(tmp_path: Path) -> None:
+    """The effect dmx exists to measure, at a size a test can afford (about 30 s).
+
+    With one fixed mask per sequence the model starts memorising its training targets
+    and validation loss turns up; with a fresh mask each epoch it keeps falling.
+    """
+    shape = ["model.n_layers=2", "model.d_model=64", "model.d_ff=128", "trainer.max_epochs=20"]
+    static = read_metrics(train(tmp_path, "static", "mask=static", *shape))
+    dynamic = read_metrics(train(tmp_path, "dynamic", "mask=dynamic", *shape))
+    assert dynamic["final_val_loss"] < static["final_val_loss"] - 0.05
+    assert static["final_val_loss"] > static["best_val_loss"] + 0.02  # static overfits
+    assert static["final_train_loss"] < dynamic["final_train_loss"]  # by memorising
