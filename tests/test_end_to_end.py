@@ -171,3 +171,21 @@ def test_dynamic_masking_beats_static_when_data_is_reused_for_many_epochs(tmp_pa
     assert dynamic["final_val_loss"] < static["final_val_loss"] - 0.05
     assert static["final_val_loss"] > static["best_val_loss"] + 0.02  # static overfits
     assert static["final_train_loss"] < dynamic["final_train_loss"]  # by memorising
+
+
+def test_a_nan_loss_fails_the_run_with_the_reason_and_step(tmp_path: Path) -> None:
+    run = tmp_path / "nan"
+    result = run_dmx(
+        "train",
+        *TINY,
+        "logger=none",
+        "optim.lr=1e30",
+        "optim.warmup_frac=0",
+        f"hydra.run.dir={run}",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode != 0
+    metrics = read_metrics(run)
+    assert metrics["status"] == "failed"
+    assert metrics["error"].startswith("FloatingPointError: loss is nan at step")
