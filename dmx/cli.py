@@ -70,6 +70,16 @@ def _is_override(arg: str) -> bool:
     return "=" in arg and not arg.startswith("-")
 
 
+def _override_value(args: list[str], key: str) -> str | None:
+    """The value ``args`` give ``key`` (also as +key= or ~key=), the last one winning."""
+    values = [
+        a.split("=", 1)[1]
+        for a in args
+        if _is_override(a) and a.split("=", 1)[0].lstrip("+~") == key
+    ]
+    return values[-1] if values else None
+
+
 def _run_hydra(args: list[str]) -> None:
     from dmx import train as train_module
 
@@ -153,11 +163,12 @@ def sweep(
         raise fail(str(err)) from None
     args = [*(overrides or []), *ctx.args]
     args = [a for a in args if a not in ("-m", "--multirun")]
-    if not any(a.split("=", 1)[0].lstrip("+~") == "experiment" for a in args if "=" in a):
-        args.insert(0, f"experiment={DEFAULT_EXPERIMENT}")
-    sweep_dir = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")), None)
+    experiment = _override_value(args, "experiment")
+    if experiment is None:
+        experiment = DEFAULT_EXPERIMENT
+        args.insert(0, f"experiment={experiment}")
+    sweep_dir = _override_value(args, "hydra.sweep.dir")
     if sweep_dir is None:
-        experiment = next(a.split("=", 1)[1] for a in args if a.startswith("experiment="))
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         sweep_dir = f"outputs/sweeps/{experiment}_{stamp}"
         args.append(f"hydra.sweep.dir={sweep_dir}")
