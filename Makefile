@@ -20,8 +20,14 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 
 install: $(STAMP)
 
+# The default comparison: static (one mask per sequence) vs dynamic, seeds 0-2, then the same
+# runs seed by seed, to show whether the gap holds at every seed and not just on average.
+DEMO_DIR := outputs/sweeps/demo_$(shell date +%Y-%m-%d_%H-%M-%S)
+
 demo: install
-	$(BIN)/dmx sweep experiment=static_vs_dynamic
+	$(BIN)/dmx sweep experiment=static_vs_dynamic hydra.sweep.dir=$(DEMO_DIR)
+	@echo "Seed by seed:"
+	$(BIN)/dmx report $(DEMO_DIR) --per-seed
 
 test: install
 	$(BIN)/ruff check .

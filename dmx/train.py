@@ -315,7 +315,7 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
         logger = make_logger(config, run_dir)
         callbacks: list[L.Callback] = [folder]
         if config.trainer.progress_bar:
-            callbacks.append(L.pytorch.callbacks.RichProgressBar(leave=True))
+            callbacks.append(L.pytorch.callbacks.RichProgressBar(refresh_rate=5, leave=True))
         trainer = L.Trainer(
             accelerator=config.trainer.accelerator,
             devices=config.trainer.devices,
