@@ -42,6 +42,21 @@ def train(tmp_path: Path, name: str, *overrides: str) -> Path:
     return run
 
 
+def sweep(tmp_path: Path, *overrides: str) -> tuple[Path, str]:
+    """A one-epoch tiny sweep into tmp_path/sweep; returns the folder and what dmx printed."""
+    folder = tmp_path / "sweep"
+    result = run_dmx(
+        "sweep",
+        *overrides,
+        *TINY,
+        "trainer.max_epochs=1",
+        "logger=none",
+        f"hydra.sweep.dir={folder}",
+        cwd=tmp_path,
+    )
+    return folder, result.stdout
+
+
 def test_train_writes_a_complete_run_folder(tmp_path: Path) -> None:
     run = train(tmp_path, "run", "mask=dynamic")
     metrics = read_metrics(run)
@@ -85,26 +100,16 @@ def test_strategies_share_data_order_and_init_but_not_masks(tmp_path: Path) -> N
 
 
 def test_sweep_runs_the_grid_and_reports_it(tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
-    result = run_dmx(
-        "sweep",
-        "mask=static,dynamic",
-        "seed=0",
-        *TINY,
-        "trainer.max_epochs=1",
-        "logger=none",
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
-    )
-    runs = sorted(p.parent for p in sweep.rglob("metrics.json"))
+    folder, printed = sweep(tmp_path, "mask=static,dynamic", "seed=0")
+    runs = sorted(p.parent for p in folder.rglob("metrics.json"))
     assert len(runs) == 2
     assert {read_metrics(r)["status"] for r in runs} == {"done"}
-    assert "mask.name=static" in result.stdout and "mask.name=dynamic" in result.stdout
-    rows = json.loads(run_dmx("report", str(sweep), "--format", "json", cwd=tmp_path).stdout)
+    assert "mask.name=static" in printed and "mask.name=dynamic" in printed
+    rows = json.loads(run_dmx("report", str(folder), "--format", "json", cwd=tmp_path).stdout)
     assert sorted(r["group"]["mask.name"] for r in rows) == ["dynamic", "static"]
     assert all(r["n"] == 1 and r["final_val_loss"]["mean"] > 0 for r in rows)
     out = tmp_path / "table.csv"
-    run_dmx("report", str(sweep), "--format", "csv", "-o", str(out), cwd=tmp_path)
+    run_dmx("report", str(folder), "--format", "csv", "-o", str(out), cwd=tmp_path)
     assert out.read_text().startswith("group,")
 
 
@@ -138,25 +143,15 @@ def test_a_failing_run_is_marked_failed_and_the_sweep_goes_on(tmp_path: Path) ->
     """
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where a folder should be")
-    sweep = tmp_path / "sweep"
-    result = run_dmx(
-        "sweep",
-        f"data.cache_dir={blocker}/cache,{tmp_path}/cache",
-        "seed=0",
-        *TINY,
-        "trainer.max_epochs=1",
-        "logger=none",
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
-    )
-    statuses = sorted(read_metrics(p.parent)["status"] for p in sweep.rglob("metrics.json"))
+    folder, printed = sweep(tmp_path, f"data.cache_dir={blocker}/cache,{tmp_path}/cache", "seed=0")
+    statuses = sorted(read_metrics(p.parent)["status"] for p in folder.rglob("metrics.json"))
     assert statuses == ["done", "done", "failed", "failed"]
-    failed = next(p.parent for p in sweep.rglob("metrics.json") if "not-a-folder" in str(p))
+    failed = next(p.parent for p in folder.rglob("metrics.json") if "not-a-folder" in str(p))
     metrics = read_metrics(failed)
     assert metrics["status"] == "failed"
     assert "NotADirectoryError" in metrics["error"]
     assert (failed / "config.yaml").exists()  # what was written before the fault stays
-    assert "failed" in result.stdout and "NotADirectoryError" in result.stdout
+    assert "failed" in printed and "NotADirectoryError" in printed
 
 
 def test_dynamic_masking_beats_static_when_data_is_reused_for_many_epochs(tmp_path: Path) -> None:
