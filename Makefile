@@ -29,12 +29,12 @@ demo: install
 	@echo "Seed by seed:"
 	$(BIN)/dmx report $(DEMO_DIR) --per-seed
 
-test: install
-	$(BIN)/ruff check .
+test: lint
 	$(BIN)/pytest -q
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
