@@ -25,6 +25,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics.aggregation import SumMetric
 
@@ -216,8 +217,11 @@ class RunFolder(L.Callback):
             return
         m = trainer.callback_metrics
         train_s = self.train_s + self._epoch_train_s
+        # Inside fit, the epoch under way; in the closing validate() after an early stop
+        # (trainer.max_steps), fit has already counted the partial epoch as the last one.
+        fitting = trainer.state.fn == TrainerFn.FITTING
         row = {
-            "epoch": trainer.current_epoch + 1,
+            "epoch": trainer.current_epoch + 1 if fitting else trainer.current_epoch,
             "step": trainer.global_step,
             "val_loss": float(m["val/loss"]),
             "val_acc": float(m["val/acc"]),
@@ -335,6 +339,8 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
         trainer.fit(module, datamodule=data)
         if trainer.interrupted:
             raise KeyboardInterrupt("training was interrupted")
+        if not folder.history:  # trainer.max_steps stopped it before the first validation
+            trainer.validate(module, datamodule=data, verbose=False)
         folder.finish()
     except BaseException as err:
         folder.fail(err)
@@ -362,7 +368,15 @@ def main(cfg: DictConfig) -> float | None:
             raise
         log.error("run %s failed: %s: %s", run_dir, type(err).__name__, err)
         return None
-    log.info("run folder: %s", run_dir)
+    log.info(
+        "done: val loss %.3f (best %.3f at epoch %s), val acc %.1f%%, %s tokens/s; run folder: %s",
+        summary["final_val_loss"],
+        summary["best_val_loss"],
+        summary["best_val_epoch"],
+        100 * summary["final_val_acc"],
+        f"{summary['tokens_per_s']:,.0f}",
+        run_dir,
+    )
     return summary.get("final_val_loss")
 
 

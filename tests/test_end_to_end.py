@@ -184,3 +184,11 @@ def test_a_nan_loss_fails_the_run_with_the_reason_and_step(tmp_path: Path) -> No
     metrics = read_metrics(run)
     assert metrics["status"] == "failed"
     assert metrics["error"].startswith("FloatingPointError: loss is nan at step")
+
+
+def test_a_run_stopped_by_max_steps_is_still_validated(tmp_path: Path) -> None:
+    run = train(tmp_path, "steps", "trainer.max_steps=3")
+    metrics = read_metrics(run)
+    assert metrics["status"] == "done" and metrics["steps"] == 3 and metrics["epochs"] == 1
+    assert metrics["final_val_loss"] > 0
+    assert len(history(run)) == 1
