@@ -276,10 +276,12 @@ class RunFolder(L.Callback):
         )
 
 
-def _precision(setting: str) -> str:
+def _precision(setting: str, accelerator: str) -> str:
+    """auto: bf16 mixed precision when training on a CUDA GPU that has it, else fp32."""
     if setting != "auto":
         return setting
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+    on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    if on_gpu and torch.cuda.is_bf16_supported():
         return "bf16-mixed"
     return "32-true"
 
@@ -323,7 +325,7 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
         trainer = L.Trainer(
             accelerator=config.trainer.accelerator,
             devices=config.trainer.devices,
-            precision=_precision(config.trainer.precision),
+            precision=_precision(config.trainer.precision, config.trainer.accelerator),
             max_epochs=config.trainer.max_epochs,
             max_steps=config.trainer.max_steps,
             gradient_clip_val=config.trainer.grad_clip or None,
