@@ -22,12 +22,8 @@ install: $(STAMP)
 
 # The default comparison: static (one mask per sequence) vs dynamic, seeds 0-2, then the same
 # runs seed by seed, to show whether the gap holds at every seed and not just on average.
-DEMO_DIR := outputs/sweeps/demo_$(shell date +%Y-%m-%d_%H-%M-%S)
-
 demo: install
-	$(BIN)/dmx sweep experiment=static_vs_dynamic hydra.sweep.dir=$(DEMO_DIR)
-	@echo "Seed by seed:"
-	$(BIN)/dmx report $(DEMO_DIR) --per-seed
+	$(BIN)/dmx sweep experiment=static_vs_dynamic --per-seed
 
 test: lint
 	$(BIN)/pytest -q

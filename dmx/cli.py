@@ -12,14 +12,14 @@ from __future__ import annotations
 import shutil
 import sys
 import warnings
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from dmx import __version__
-from dmx.errors import UserError
+from dmx.errors import UserError, error_line
+from dmx.overrides import hydra_overrides, is_override, override_value
 
 app = typer.Typer(
     help="dmx: does dynamic masking beat static masking, for your model, data and budget?",
@@ -33,8 +33,8 @@ PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 DEFAULT_EXPERIMENT = "static_vs_dynamic"
 
 
-def fail(message: str) -> typer.Exit:
-    typer.echo(f"dmx: error: {message}", err=True)
+def fail(message: object) -> typer.Exit:
+    typer.echo(error_line(message), err=True)
     return typer.Exit(code=UserError.exit_code)
 
 
@@ -66,41 +66,28 @@ INSPECT_FLAGS = {
 }
 
 
-def _is_override(arg: str) -> bool:
-    return "=" in arg and not arg.startswith("-")
-
-
-def _override_value(args: list[str], key: str) -> str | None:
-    """The value ``args`` give ``key`` (also as +key= or ~key=), the last one winning."""
-    values = [
-        a.split("=", 1)[1]
-        for a in args
-        if _is_override(a) and a.split("=", 1)[0].lstrip("+~") == key
-    ]
-    return values[-1] if values else None
-
-
 def _run_hydra(args: list[str]) -> None:
     from dmx import train as train_module
 
     entry = shutil.which("dmx-train") or sys.argv[0]
     # Hydra's parser wants its flags (and their values) before the overrides.
-    flags = [a for a in args if not _is_override(a)]
+    flags = [a for a in args if not is_override(a)]
     saved = sys.argv
-    sys.argv = [entry, *flags, *(a for a in args if _is_override(a))]
+    sys.argv = [entry, *flags, *(a for a in args if is_override(a))]
     try:
         train_module.main()
     finally:
         sys.argv = saved
 
 
-def _check(args: list[str], *, multirun: bool) -> None:
+def _check(args: list[str], *, multirun: bool) -> list[str]:
+    """Every value checked before anything runs; returns the first run's overrides."""
     from dmx.validate import check_overrides
 
     try:
-        check_overrides(args, multirun=multirun)
+        return check_overrides(args, multirun=multirun)
     except UserError as err:
-        raise fail(str(err)) from None
+        raise fail(err) from None
 
 
 @app.command(context_settings=PASS_THROUGH)
@@ -139,6 +126,9 @@ def sweep(
     report_format: Annotated[
         str, typer.Option("--format", help="Format of the closing report: table, md, csv, json.")
     ] = "table",
+    per_seed: Annotated[
+        bool, typer.Option("--per-seed", help="After the report, the same runs seed by seed.")
+    ] = False,
 ) -> None:
     """Run a grid (Hydra multirun) of an experiment preset, then print its report.
 
@@ -154,31 +144,36 @@ def sweep(
       dmx sweep mask=static,dynamic mask.prob=0.15,0.4 trainer.max_epochs=10
 
       dmx sweep hydra.sweep.dir=outputs/sweeps/my_sweep logger=none
+
+      dmx sweep --per-seed         [dim]# then one row per seed: does the gap hold at each?[/dim]
     """
     from dmx.report import check_format
+    from dmx.validate import sweep_dir as resolve_sweep_dir
 
     try:
         check_format(report_format)
     except UserError as err:
-        raise fail(str(err)) from None
+        raise fail(err) from None
     args = [*(overrides or []), *ctx.args]
     args = [a for a in args if a not in ("-m", "--multirun")]
-    experiment = _override_value(args, "experiment")
-    if experiment is None:
-        experiment = DEFAULT_EXPERIMENT
-        args.insert(0, f"experiment={experiment}")
-    sweep_dir = _override_value(args, "hydra.sweep.dir")
-    if sweep_dir is None:
-        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        sweep_dir = f"outputs/sweeps/{experiment}_{stamp}"
-        args.append(f"hydra.sweep.dir={sweep_dir}")
-    _check(args, multirun=True)
+    if override_value(args, "experiment") is None:
+        args.insert(0, f"experiment={DEFAULT_EXPERIMENT}")
+    first_run = _check(args, multirun=True)
     if INSPECT_FLAGS & set(args):  # print the config (or help) of the sweep; run nothing
         _run_hydra(args)
         return
+    # conf/config.yaml names the sweep folder; it is resolved once, here, so the report
+    # below reads the very folder Hydra writes (its name holds the time to the second).
+    folder = override_value(args, "hydra.sweep.dir")
+    if folder is None:
+        folder = resolve_sweep_dir([*first_run, *hydra_overrides(args)])
+        args.append(f"hydra.sweep.dir={folder}")
     _run_hydra(["--multirun", *args])
-    typer.echo(f"\nsweep folder: {sweep_dir}")
-    _print_report(Path(sweep_dir), report_format, None)
+    typer.echo(f"\nsweep folder: {folder}")
+    _print_report(Path(folder), report_format, None)
+    if per_seed:
+        typer.echo("\nSeed by seed:")
+        _print_report(Path(folder), report_format, None, per_seed=True)
 
 
 @app.command()
@@ -220,7 +215,7 @@ def _print_report(folder: Path, fmt: str, output: Path | None, per_seed: bool = 
         try:
             text = report_module.report(folder, fmt, per_seed=per_seed)
         except UserError as err:
-            raise fail(str(err)) from None
+            raise fail(err) from None
     for warning in caught:
         typer.echo(f"dmx: warning: {warning.message}", err=True)
     if text is None:

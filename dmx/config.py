@@ -15,7 +15,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from dmx.errors import UserError
+from dmx.errors import UserError, exception_line
 
 
 def _check(ok: bool, message: str) -> None:
@@ -58,12 +58,12 @@ class DataConfig:
     vocab_size: int = 2048
     seq_len: int = 64
     batch_size: int = 32
-    num_workers: int = 0
     # Validation uses one fixed mask, drawn from its own seed, so every run, strategy and
-    # epoch is scored on exactly the same positions.
+    # epoch is scored on exactly the same positions: BERT's rate and 80/10/10 split.
     eval_mask_prob: float = 0.15
+    eval_mask_token_frac: float = 0.8
+    eval_random_token_frac: float = 0.1
     eval_mask_seed: int = 20260
-    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         _check(self.n_docs >= 2, f"data.n_docs must be >= 2, got {self.n_docs}")
@@ -74,18 +74,33 @@ class DataConfig:
         _check(self.vocab_size >= 64, f"data.vocab_size must be >= 64, got {self.vocab_size}")
         _check(self.seq_len >= 8, f"data.seq_len must be >= 8, got {self.seq_len}")
         _check(self.batch_size >= 1, f"data.batch_size must be >= 1, got {self.batch_size}")
-        _check(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
         _check(
             0.0 < self.eval_mask_prob < 1.0,
             f"data.eval_mask_prob must be in (0, 1), got {self.eval_mask_prob}",
         )
+        _check_split("data.eval_", self.eval_mask_token_frac, self.eval_random_token_frac)
+
+
+def _check_split(prefix: str, mask_token_frac: float, random_token_frac: float) -> None:
+    """The corruption split of selected tokens: [MASK], a random token, or unchanged."""
+    for key, value in (
+        ("mask_token_frac", mask_token_frac),
+        ("random_token_frac", random_token_frac),
+    ):
+        _check(0.0 <= value <= 1.0, f"{prefix}{key} must be in [0, 1], got {value}")
+    _check(
+        mask_token_frac + random_token_frac <= 1.0,
+        f"{prefix}mask_token_frac + {prefix}random_token_frac must be <= 1, got "
+        f"{mask_token_frac} + {random_token_frac}",
+    )
 
 
 @dataclass
 class MaskConfig:
-    name: str = "static"
     # How many distinct masks each sequence ever gets: 1 is pure static masking, 10 is BERT's
-    # dupe_factor, null is dynamic (a fresh mask every epoch, as RoBERTa).
+    # dupe_factor, null is dynamic (a fresh mask every epoch, as RoBERTa). There is no name
+    # to set: the strategy's label is derived from this (dmx.masking.TokenMasker.strategy),
+    # so `mask=static mask.copies=null` is labelled dynamic, because it is.
     copies: int | None = 1
     prob: float = 0.15
     mask_token_frac: float = 0.8
@@ -97,14 +112,7 @@ class MaskConfig:
             f"mask.copies must be >= 1 (or null for dynamic), got {self.copies}",
         )
         _check(0.0 < self.prob < 1.0, f"mask.prob must be in (0, 1), got {self.prob}")
-        for key in ("mask_token_frac", "random_token_frac"):
-            value = getattr(self, key)
-            _check(0.0 <= value <= 1.0, f"mask.{key} must be in [0, 1], got {value}")
-        _check(
-            self.mask_token_frac + self.random_token_frac <= 1.0,
-            "mask.mask_token_frac + mask.random_token_frac must be <= 1, got "
-            f"{self.mask_token_frac} + {self.random_token_frac}",
-        )
+        _check_split("mask.", self.mask_token_frac, self.random_token_frac)
 
 
 @dataclass
@@ -136,12 +144,6 @@ class TrainerConfig:
     # Stop early after this many optimiser steps (-1: run all epochs); for smoke runs.
     max_steps: int = -1
     grad_clip: float = 1.0
-    accelerator: str = "auto"
-    devices: Any = "auto"
-    # auto: bf16 mixed precision on a GPU, fp32 on the CPU.
-    precision: str = "auto"
-    progress_bar: bool = True
-    checkpoint: bool = True
 
     def __post_init__(self) -> None:
         _check(self.max_epochs >= 1, f"trainer.max_epochs must be >= 1, got {self.max_epochs}")
@@ -150,16 +152,44 @@ class TrainerConfig:
             f"trainer.max_steps must be -1 (no limit) or >= 1, got {self.max_steps}",
         )
         _check(self.grad_clip >= 0, f"trainer.grad_clip must be >= 0, got {self.grad_clip}")
-        choices = ("auto", "cpu", "gpu", "cuda", "mps")
+
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
+
+
+@dataclass
+class ImplConfig:
+    """How a run is executed, never what it computes (cramming's ``impl``).
+
+    Each setting changes speed, memory or where files go, and the result at most by
+    floating-point noise, so the report pools runs that differ only here (and says so).
+    Precision belongs here by that rule: bf16 autocast changes the arithmetic, not the
+    experiment, and ``auto`` picks it per machine (bf16 on a GPU, fp32 on a CPU); runs
+    record the precision they actually used, and the report notes a group that mixes them.
+    """
+
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    # auto: bf16 mixed precision on a GPU that has it, fp32 on the CPU.
+    precision: str = "auto"
+    num_workers: int = 0
+    progress_bar: bool = True
+    # Tokenized corpora are cached here (null: $DMX_CACHE_DIR, else ~/.cache/dmx).
+    cache_dir: str | None = None
+    # Save checkpoints/last.ckpt at the end of every epoch.
+    checkpoint: bool = True
+
+    def __post_init__(self) -> None:
         _check(
-            self.accelerator in choices,
-            f"trainer.accelerator must be one of {', '.join(choices)}; got {self.accelerator!r}",
+            self.accelerator in ACCELERATORS,
+            f"impl.accelerator must be one of {', '.join(ACCELERATORS)}; got {self.accelerator!r}",
         )
-        precisions = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
         _check(
-            self.precision in precisions,
-            f"trainer.precision must be one of {', '.join(precisions)}; got {self.precision!r}",
+            self.precision in PRECISIONS,
+            f"impl.precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}",
         )
+        _check(self.num_workers >= 0, f"impl.num_workers must be >= 0, got {self.num_workers}")
 
 
 @dataclass
@@ -192,6 +222,7 @@ class Config:
     mask: MaskConfig = field(default_factory=MaskConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    impl: ImplConfig = field(default_factory=ImplConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
     def __post_init__(self) -> None:
@@ -232,7 +263,7 @@ def to_config(cfg: DictConfig) -> Config:
         cause = err.__cause__ or err.__context__
         if isinstance(cause, UserError):
             raise cause from None
-        raise UserError(str(err).splitlines()[0]) from None
+        raise UserError(exception_line(err)) from None
     assert isinstance(config, Config)
     return config
 

@@ -9,11 +9,18 @@ only these files:
     <run>/history.csv     one row per validation
     <run>/metrics.json    the summary, with ``status`` running | done | failed
     <run>/checkpoints/last.ckpt
+    <run>/.lock           held (flock) by the one process that trains into the folder
+
+``metrics.json`` says ``running`` from the moment a run starts; whether a process is still
+behind it is told by the lock, which the kernel releases when that process dies, even by
+SIGKILL. So a report can tell a live run from one that was killed (``unfinished``).
 """
 
 from __future__ import annotations
 
 import csv
+import errno
+import fcntl
 import io
 import json
 import math
@@ -27,10 +34,14 @@ CONFIG_FILE = "config.yaml"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 CHECKPOINT_DIR = "checkpoints"
+LOCK_FILE = ".lock"
 
 STATUS_RUNNING = "running"
 STATUS_DONE = "done"
 STATUS_FAILED = "failed"
+# Never written: what a report calls a run whose metrics.json says running while no
+# process holds its lock (killed, or its machine lost).
+STATUS_UNFINISHED = "unfinished"
 
 
 def _umask() -> int:
@@ -126,3 +137,62 @@ def find_runs(root: Path) -> Iterator[Path]:
         dirnames[:] = sorted(d for d in dirnames if d not in {"wandb", CHECKPOINT_DIR, ".hydra"})
         if METRICS_FILE in filenames:
             yield Path(dirpath)
+
+
+class RunFolderBusy(Exception):
+    """Another process holds the run folder's lock."""
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``<run>/.lock`` for as long as a process trains there.
+
+    Two processes training into one folder would overwrite each other's files; the second
+    one stops at :meth:`acquire` instead. The kernel drops the lock when its process
+    dies, however it dies, so a lock never goes stale.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EAGAIN, errno.EACCES):
+                raise RunFolderBusy(str(self.path.parent)) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def is_live(run_dir: Path) -> bool:
+    """Whether a process on this machine holds the run's lock right now (a live run)."""
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False  # no lock file: nothing ever trained here with a lock
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # also drops the shared lock, if it was taken
+    return False

@@ -64,7 +64,8 @@ class WandbRun:
             log.info("W&B run saved offline; upload it with: wandb sync %s", sync_dir)
 
 
-def make_logger(config: Config, run_dir: Path) -> WandbRun | None:
+def make_logger(config: Config, run_dir: Path, strategy: str) -> WandbRun | None:
+    """A W&B run grouped by the masking ``strategy`` label (what the masker does)."""
     if config.logger.name == "none":
         return None
     mode = resolve_mode(config.logger.mode)
@@ -74,19 +75,20 @@ def make_logger(config: Config, run_dir: Path) -> WandbRun | None:
     from lightning.pytorch.loggers import WandbLogger
 
     tags = list(
-        dict.fromkeys(
-            [config.experiment_name, config.mask.name, config.model.name, *config.logger.tags]
-        )
+        dict.fromkeys([config.experiment_name, strategy, config.model.name, *config.logger.tags])
     )
     for attempt in (mode, "offline"):
         logger = WandbLogger(
             project=config.logger.project,
             entity=config.logger.entity,
             name=run_dir.name,
-            group=config.mask.name,
+            group=strategy,
             tags=tags,
             save_dir=str(run_dir),
-            config=OmegaConf.to_container(OmegaConf.structured(config)),
+            config={
+                **OmegaConf.to_container(OmegaConf.structured(config)),
+                "mask_strategy": strategy,
+            },
             mode=attempt,
             settings=wandb.Settings(init_timeout=config.logger.init_timeout_s, silent=True),
         )

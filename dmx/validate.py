@@ -14,20 +14,13 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig
 
 from dmx.config import Config, to_config
-from dmx.errors import UserError
+from dmx.errors import UserError, exception_line
+from dmx.overrides import config_overrides
 
 CONFIG_MODULE = "dmx.conf"
-
-
-def _config_overrides(args: Sequence[str]) -> list[str]:
-    """The key=value overrides of a config (Hydra's own flags and hydra.* settings aside)."""
-    return [
-        a
-        for a in args
-        if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra.")
-    ]
 
 
 def _one_line(err: Exception) -> str:
@@ -36,54 +29,57 @@ def _one_line(err: Exception) -> str:
         name = group[-1]
         key = group[0] if len(group) == 2 else "config"
         return f"unknown choice {key}={name}; choose one of: {', '.join(sorted(err.options))}"
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    cause = err.__cause__
-    if cause is not None:
-        lines += [line.strip() for line in str(cause).splitlines()[:1] if line.strip()]
-    useful = [
-        line for line in lines if not line.startswith(("full_key", "object_type", "reference_type"))
-    ]
-    return " ".join(dict.fromkeys(useful)) or type(err).__name__
+    return exception_line(err)
 
 
-def compose_checked(overrides: Sequence[str]) -> None:
-    """Compose one config and check its values; raises UserError on any problem."""
+def compose_config(overrides: Sequence[str], *, with_hydra: bool = False) -> DictConfig:
+    """dmx's config composed from ``overrides`` exactly as ``dmx train`` would compose it.
+
+    ``with_hydra`` keeps the ``hydra`` node (its run and sweep folders, its sweeper). Any
+    problem Hydra finds becomes a one-line UserError.
+    """
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-            cfg = compose(config_name="config", overrides=list(overrides))
+            return compose(
+                config_name="config", overrides=list(overrides), return_hydra_config=with_hydra
+            )
     except (HydraException, ValueError, KeyError) as err:
         raise UserError(_one_line(err)) from None
     finally:
         GlobalHydra.instance().clear()
-    check_devices(to_config(cfg))
+
+
+def compose_checked(overrides: Sequence[str]) -> Config:
+    """Compose one config and check its values; raises UserError on any problem."""
+    config = to_config(compose_config(overrides))
+    check_devices(config)
+    return config
 
 
 def check_devices(config: Config) -> None:
     """Asking for a GPU that is not there is a user's mistake, not a fault mid-run."""
     import torch
 
-    wanted = config.trainer.accelerator
+    wanted = config.impl.accelerator
     if wanted in ("gpu", "cuda") and not torch.cuda.is_available():
         raise UserError(
-            f"trainer.accelerator={wanted} but no CUDA GPU is visible; use "
-            "trainer.accelerator=auto (GPU when there is one, else CPU) or trainer.accelerator=cpu"
+            f"impl.accelerator={wanted} but no CUDA GPU is visible; use "
+            "impl.accelerator=auto (GPU when there is one, else CPU) or impl.accelerator=cpu"
         )
-    devices = config.trainer.devices
-    if (
-        wanted in ("gpu", "cuda")
-        and isinstance(devices, int)
-        and devices > torch.cuda.device_count()
-    ):
+    devices, visible = config.impl.devices, torch.cuda.device_count()
+    if wanted in ("gpu", "cuda") and isinstance(devices, int) and devices > visible:
         raise UserError(
-            f"trainer.devices={devices} but only {torch.cuda.device_count()} GPU(s) are visible; "
-            "lower trainer.devices"
+            f"impl.devices={devices} but only {visible} GPU(s) are visible; lower impl.devices"
         )
 
 
-def check_overrides(args: Sequence[str], *, multirun: bool) -> None:
-    """Validate every value a (multi)run would use, each swept value at least once."""
-    overrides = _config_overrides(args)
+def check_overrides(args: Sequence[str], *, multirun: bool) -> list[str]:
+    """Validate every value a (multi)run would use, each swept value at least once.
+
+    Returns the overrides of the first run (each sweep at its first value).
+    """
+    overrides = config_overrides(args)
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except OverrideParseException as err:
@@ -104,3 +100,10 @@ def check_overrides(args: Sequence[str], *, multirun: bool) -> None:
     for i, values in enumerate(choices):
         for value in values[1:]:
             compose_checked([*base[:i], value, *base[i + 1 :]])
+    return base
+
+
+def sweep_dir(overrides: Sequence[str]) -> str:
+    """The sweep folder Hydra will use, resolved once (conf/config.yaml names it), so the CLI
+    can report on the very folder the sweep wrote. ``overrides`` are one run's, no sweeps."""
+    return str(compose_config(overrides, with_hydra=True).hydra.sweep.dir)

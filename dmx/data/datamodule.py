@@ -58,14 +58,22 @@ class EpochKeyedSampler(Sampler[int]):
 class MLMDataModule(L.LightningDataModule):
     """The embedded corpus, shuffled by seed and masked by the configured strategy."""
 
-    def __init__(self, data: DataConfig, mask: MaskConfig, seed: int) -> None:
+    def __init__(
+        self,
+        data: DataConfig,
+        mask: MaskConfig,
+        seed: int,
+        num_workers: int = 0,
+        cache_dir: str | None = None,
+    ) -> None:
         super().__init__()
         self.cfg, self.mask_cfg, self.seed = data, mask, seed
+        self.num_workers, self.cache_dir = num_workers, cache_dir
         self.corpus: TokenizedCorpus | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is None:
-            self.corpus = load_or_build(self.cfg)
+            self.corpus = load_or_build(self.cfg, self.cache_dir)
         vocab = self.corpus.vocab_size
         self.train_masker = TokenMasker(
             seed=self.seed,
@@ -77,13 +85,13 @@ class MLMDataModule(L.LightningDataModule):
             n_special=N_SPECIAL,
             vocab_size=vocab,
         )
-        # One evaluation mask for every run: its own seed, BERT's 80/10/10, a reserved key.
+        # One evaluation mask for every run and strategy: its own seed, a reserved key.
         self.eval_masker = TokenMasker(
             seed=self.cfg.eval_mask_seed,
             copies=1,
             prob=self.cfg.eval_mask_prob,
-            mask_token_frac=0.8,
-            random_token_frac=0.1,
+            mask_token_frac=self.cfg.eval_mask_token_frac,
+            random_token_frac=self.cfg.eval_random_token_frac,
             mask_token_id=MASK_ID,
             n_special=N_SPECIAL,
             vocab_size=vocab,
@@ -109,8 +117,8 @@ class MLMDataModule(L.LightningDataModule):
             batch_size=self.cfg.batch_size,
             sampler=sampler,
             shuffle=False,
-            num_workers=self.cfg.num_workers,
-            persistent_workers=self.cfg.num_workers > 0,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
 

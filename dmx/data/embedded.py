@@ -108,13 +108,13 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def load_or_build(cfg: DataConfig) -> TokenizedCorpus:
+def load_or_build(cfg: DataConfig, cache_dir: str | Path | None = None) -> TokenizedCorpus:
     """Build the corpus, or reuse the cached build with the same fingerprint.
 
     Each file is written atomically and ``stats.json`` last, so a half-written cache (a
     crash, two runs at once) is never mistaken for a complete one.
     """
-    root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
     folder = root / f"{cfg.name}-{fingerprint(cfg)}"
     stats_file = folder / "stats.json"
     if stats_file.exists():

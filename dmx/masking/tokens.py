@@ -52,6 +52,12 @@ class TokenMasker:
     n_special: int
     vocab_size: int
 
+    @property
+    def strategy(self) -> str:
+        """The label runs, reports and W&B groups carry: derived from how keys are drawn,
+        so it cannot disagree with what the masker does."""
+        return "dynamic" if self.copies is None else f"static(K={self.copies})"
+
     def key(self, epoch: int) -> int:
         """The mask key of an epoch: the whole static-to-dynamic continuum in one line."""
         return epoch if self.copies is None else epoch % self.copies
