@@ -1,4 +1,10 @@
-"""Shared test settings: a shrunken real config, and an isolated, offline environment."""
+"""Shared test settings: the real config composed in-process and shrunk, and an isolated,
+offline environment.
+
+Most tests train in this process: :func:`make_config` composes the real config with
+Hydra's compose API (the same path ``dmx train`` takes), shrinks it, and the test calls
+:func:`dmx.train.train` directly. Only tests of the command itself start ``dmx``.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from dmx.config import Config
+from dmx.validate import compose_checked
+
 # The real config, shrunk: a one-layer model on a small slice of the embedded corpus, so a
-# complete run through the CLI takes seconds on a CPU.
+# complete run takes a second or two on a CPU.
 TINY = [
     "model.n_layers=1",
     "model.d_model=32",
@@ -22,10 +32,26 @@ TINY = [
     "data.seq_len=32",
     "data.batch_size=16",
     "trainer.max_epochs=2",
-    "trainer.progress_bar=false",
+    "impl.progress_bar=false",
+    "logger=none",
 ]
 
 DMX = str(Path(sys.executable).with_name("dmx"))
+
+# Figures that measure the machine, not the experiment: they differ between identical runs.
+TIMINGS = {"wall_s", "train_s", "tokens_per_s", "peak_mem_mb"}
+
+
+def make_config(*overrides: str) -> Config:
+    """The checked config ``dmx train`` would build from TINY plus ``overrides``."""
+    return compose_checked([*TINY, *overrides])
+
+
+def train_run(run_dir: Path, *overrides: str) -> dict[str, Any]:
+    """Train one shrunk run in this process; returns its metrics.json content."""
+    from dmx.train import train
+
+    return train(make_config(*overrides), run_dir)
 
 
 @pytest.fixture(scope="session")

@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import run_dmx
 
-from dmx.config import Config
-from dmx.errors import UserError
-from dmx.validate import check_overrides, compose_checked
+from dmx.config import Config, ModelConfig
+from dmx.errors import UserError, error_line, exception_line, one_line
+from dmx.validate import check_overrides, compose_checked, sweep_dir
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ["model", "data", "mask", "trainer", "logger", "experiment"]
+GROUPS = ["model", "data", "mask", "optim", "trainer", "impl", "logger", "experiment"]
 
 
 def choices(group: str) -> list[str]:
@@ -30,18 +29,47 @@ def test_every_group_has_choices() -> None:
     assert all(choices(g) for g in GROUPS)
     assert choices("model") == ["base", "small", "tiny"]
     assert choices("mask") == ["dynamic", "static"]
+    assert choices("optim") == ["adamw"] and choices("impl") == ["default"]
 
 
 def test_defaults_are_static_k1_tiny_embedded() -> None:
-    from hydra import compose, initialize_config_module
-
-    from dmx.config import to_config
-
-    with initialize_config_module(config_module="dmx.conf", version_base="1.3"):
-        config = to_config(compose(config_name="config"))
+    config = compose_checked([])
     assert isinstance(config, Config)
-    assert (config.model.name, config.data.name, config.mask.name) == ("tiny", "embedded", "static")
+    assert (config.model.name, config.data.name) == ("tiny", "embedded")
     assert config.mask.copies == 1 and config.mask.prob == 0.15
+    assert (config.optim.lr, config.optim.weight_decay) == (1e-3, 0.01)
+    assert (config.impl.accelerator, config.impl.precision, config.impl.num_workers) == (
+        "auto",
+        "auto",
+        0,
+    )
+
+
+def test_yaml_defaults_equal_the_schema_defaults() -> None:
+    """The YAML and the dataclasses say the same: no default hides in only one of them."""
+    assert compose_checked([]) == Config()
+
+
+def test_every_model_setting_reaches_the_encoder_by_name() -> None:
+    from dataclasses import fields
+
+    from dmx.model import EncoderShape
+    from dmx.train import encoder_shape
+
+    model_keys = {f.name for f in fields(ModelConfig)} - {"name"}
+    assert model_keys == {f.name for f in fields(EncoderShape)} - {"vocab_size"}
+    config = compose_checked(["model=small", "model.attn_dropout=0.25"])
+    shape = encoder_shape(config.model, vocab_size=777)
+    assert shape == EncoderShape(
+        vocab_size=777,
+        n_layers=4,
+        d_model=256,
+        n_heads=4,
+        d_ff=1024,
+        max_seq_len=512,
+        dropout=0.1,
+        attn_dropout=0.25,
+    )
 
 
 @pytest.mark.parametrize(
@@ -57,9 +85,17 @@ def test_defaults_are_static_k1_tiny_embedded() -> None:
         (["experiment=nope"], "choose one of: static_vs_dynamic"),
         (["data.seq_len=512"], "exceeds model.max_seq_len"),
         (["model.n_heads=3"], "divisible by model.n_heads"),
-        (["trainer.precision=fp8"], "trainer.precision must be one of"),
+        (["impl.precision=fp8"], "impl.precision must be one of"),
         (["logger.mode=sometimes"], "logger.mode must be one of"),
-        (["trainer.accelerator=tpu"], "trainer.accelerator must be one of"),
+        (["impl.accelerator=tpu"], "impl.accelerator must be one of"),
+        (["impl.num_workers=-1"], "impl.num_workers must be >= 0, got -1"),
+        (["mask.name=static"], "Key 'name' not in 'MaskConfig'"),
+        (["trainer.precision=32-true"], "Key 'precision' not in 'TrainerConfig'"),
+        (
+            ["data.eval_mask_token_frac=0.95", "data.eval_random_token_frac=0.1"],
+            "data.eval_mask_token_frac + data.eval_random_token_frac must be <= 1",
+        ),
+        (["mask.random_token_frac=1.5"], "mask.random_token_frac must be in [0, 1], got 1.5"),
     ],
 )
 def test_bad_values_raise_one_clear_line(overrides: list[str], fragment: str) -> None:
@@ -78,45 +114,11 @@ def test_sweep_values_are_each_checked() -> None:
         check_overrides(["seed=0,1"], multirun=False)
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["train", "mask=nonsense"],
-        ["train", "mask.prob=1.5"],
-        ["sweep", "mask=static,nonsense"],
-        ["sweep", "experiment=nope"],
-        ["report", "no/such/folder"],
-    ],
-)
-def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(
-    args: list[str], tmp_path: Path
-) -> None:
-    result = run_dmx(*args, cwd=tmp_path, check=False)
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("dmx: error: "), result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    assert not (tmp_path / "outputs").exists()
-
-
-def test_cfg_job_prints_the_composed_config(tmp_path: Path) -> None:
-    result = run_dmx("train", "mask=dynamic", "--cfg", "job", cwd=tmp_path)
-    assert "copies: null" in result.stdout and "name: dynamic" in result.stdout
-    assert not (tmp_path / "outputs").exists()
-
-
-def test_version_and_help_show_examples(tmp_path: Path) -> None:
-    assert run_dmx("--version", cwd=tmp_path).stdout.startswith("dmx ")
-    for command in ("train", "sweep", "report"):
-        out = run_dmx(command, "--help", cwd=tmp_path).stdout
-        assert "Examples" in out and f"dmx {command}" in out
-
-
 def test_run_folder_names_stay_short_unique_and_flat() -> None:
     from dmx.config import run_folder_name
 
     assert run_folder_name("mask=static,seed=0") == "mask=static,seed=0"
-    assert "/" not in run_folder_name("data.cache_dir=/tmp/x,seed=0")
+    assert "/" not in run_folder_name("impl.cache_dir=/tmp/x,seed=0")
     long_a = ",".join(f"key{i}=value{i}" for i in range(40))
     long_b = long_a + ",seed=1"
     assert len(run_folder_name(long_a)) <= 120
@@ -125,5 +127,30 @@ def test_run_folder_names_stay_short_unique_and_flat() -> None:
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
 def test_asking_for_a_missing_gpu_is_a_user_error() -> None:
-    with pytest.raises(UserError, match="no CUDA GPU is visible; use trainer.accelerator=auto"):
-        check_overrides(["trainer.accelerator=gpu"], multirun=False)
+    with pytest.raises(UserError, match="no CUDA GPU is visible; use impl.accelerator=auto"):
+        check_overrides(["impl.accelerator=gpu"], multirun=False)
+
+
+def test_check_overrides_returns_the_first_run_of_a_sweep() -> None:
+    first = check_overrides(["mask=static,dynamic", "seed=4,5", "hydra.sweep.dir=x"], multirun=True)
+    assert first == ["mask=static", "seed=4"]
+
+
+def test_sweep_folder_comes_from_the_config_resolved_once() -> None:
+    import re
+
+    name = sweep_dir(["experiment=static_vs_dynamic"])
+    assert re.fullmatch(r"outputs/sweeps/static_vs_dynamic_\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", name)
+    assert sweep_dir(["experiment=static_vs_dynamic", "hydra.sweep.dir=my/place"]) == "my/place"
+
+
+def test_errors_fold_onto_one_line() -> None:
+    assert one_line("a\n  b\tc ") == "a b c"
+    assert error_line("bad\nthing") == "dmx: error: bad thing"
+    try:
+        try:
+            raise RuntimeError("inner detail\nmore")
+        except RuntimeError as inner:
+            raise ValueError("outer\nfull_key: mask.prob\nobject_type=MaskConfig") from inner
+    except ValueError as err:
+        assert exception_line(err) == "outer inner detail"

@@ -10,13 +10,13 @@ import torch
 from dmx.config import DataConfig, MaskConfig
 from dmx.data.datamodule import EpochKeyedSampler, MLMDataModule
 from dmx.data.embedded import load_or_build, pack
-from dmx.data.tokenizer import CLS_ID, N_SPECIAL, PAD_ID, SEP_ID, SPECIAL_TOKENS
+from dmx.data.tokenizer import CLS_ID, MASK_ID, N_SPECIAL, PAD_ID, SEP_ID, SPECIAL_TOKENS
 
 
-def small_data(cache: Path, **overrides: object) -> DataConfig:
+def small_data(**overrides: object) -> DataConfig:
     settings = dict(n_docs=40, val_docs=8, vocab_size=200, seq_len=32, batch_size=8)
     settings.update(overrides)
-    return DataConfig(cache_dir=str(cache), **settings)  # type: ignore[arg-type]
+    return DataConfig(**settings)  # type: ignore[arg-type]
 
 
 def test_pack_puts_cls_first_sep_between_documents_and_pads_only_the_tail() -> None:
@@ -25,10 +25,10 @@ def test_pack_puts_cls_first_sep_between_documents_and_pads_only_the_tail() -> N
 
 
 def test_corpus_is_built_once_then_reused(tmp_path: Path) -> None:
-    cfg = small_data(tmp_path)
-    first = load_or_build(cfg)
+    cfg = small_data()
+    first = load_or_build(cfg, tmp_path)
     assert len(list(tmp_path.iterdir())) == 1
-    second = load_or_build(cfg)
+    second = load_or_build(cfg, tmp_path)
     assert (first.train == second.train).all() and (first.val == second.val).all()
     assert first.tokenizer.get_vocab() == second.tokenizer.get_vocab()
     assert first.stats["train_docs"] == 32 and first.stats["val_docs"] == 8
@@ -38,11 +38,11 @@ def test_corpus_is_built_once_then_reused(tmp_path: Path) -> None:
 
 
 def test_a_damaged_cache_is_rebuilt(tmp_path: Path) -> None:
-    cfg = small_data(tmp_path)
-    built = load_or_build(cfg)
+    cfg = small_data()
+    built = load_or_build(cfg, tmp_path)
     folder = next(tmp_path.iterdir())
     (folder / "train.npy").write_bytes(b"not an array")
-    assert (load_or_build(cfg).train == built.train).all()
+    assert (load_or_build(cfg, tmp_path).train == built.train).all()
 
 
 def test_sampler_order_is_a_function_of_seed_and_epoch() -> None:
@@ -69,11 +69,11 @@ def masks_by_index(module: MLMDataModule, epoch: int | None) -> dict[int, torch.
 def test_masks_are_identical_with_0_and_2_workers_and_any_batch_size(
     tmp_path: Path, copies: int | None
 ) -> None:
-    mask = MaskConfig(name="x", copies=copies)
+    mask = MaskConfig(copies=copies)
     modules = []
     for workers, batch_size in ((0, 8), (2, 8), (0, 5)):
         module = MLMDataModule(
-            small_data(tmp_path, num_workers=workers, batch_size=batch_size), mask, 0
+            small_data(batch_size=batch_size), mask, 0, num_workers=workers, cache_dir=tmp_path
         )
         module.setup()
         module.train_dataloader().sampler.set_epoch(2)
@@ -87,8 +87,8 @@ def test_masks_are_identical_with_0_and_2_workers_and_any_batch_size(
 
 def test_eval_mask_is_the_same_for_every_strategy_and_seed(tmp_path: Path) -> None:
     batches = []
-    for mask, seed in ((MaskConfig(name="s", copies=1), 0), (MaskConfig(name="d", copies=None), 7)):
-        module = MLMDataModule(small_data(tmp_path), mask, seed)
+    for mask, seed in ((MaskConfig(copies=1), 0), (MaskConfig(copies=None), 7)):
+        module = MLMDataModule(small_data(), mask, seed, cache_dir=tmp_path)
         module.setup()
         batch = next(iter(module.val_dataloader()))
         batches.append(module.mask_batch(batch, epoch=None))
@@ -111,3 +111,18 @@ def test_tokenizer_training_is_deterministic_and_round_trips() -> None:
     for word_id, token in zip(encoding.word_ids, encoding.tokens, strict=True):
         words[word_id] = words.get(word_id, "") + token
     assert [words[i] for i in sorted(words)] == docs[0].split()
+
+
+def test_eval_mask_split_comes_from_the_config(tmp_path: Path) -> None:
+    """data.eval_mask_token_frac=1: every selected validation token becomes [MASK]."""
+    module = MLMDataModule(
+        small_data(eval_mask_token_frac=1.0, eval_random_token_frac=0.0),
+        MaskConfig(),
+        0,
+        cache_dir=tmp_path,
+    )
+    module.setup()
+    batch = module.mask_batch(next(iter(module.val_dataloader())), epoch=None)
+    selected = batch["selected"]
+    assert selected.sum() > 10
+    assert (batch["input_ids"][selected] == MASK_ID).all()

@@ -12,6 +12,7 @@ seed sees the data in the same order, and a resumed run sees the order it would 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -64,7 +65,7 @@ class MLMDataModule(L.LightningDataModule):
         mask: MaskConfig,
         seed: int,
         num_workers: int = 0,
-        cache_dir: str | None = None,
+        cache_dir: str | Path | None = None,
     ) -> None:
         super().__init__()
         self.cfg, self.mask_cfg, self.seed = data, mask, seed

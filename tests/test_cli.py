@@ -1,0 +1,141 @@
+"""The `dmx` command itself, as a user runs it: a few true end-to-end tests.
+
+Training behaviour is tested in-process (test_train.py); what only a real process shows
+is here: exit codes and one-line errors, Hydra's multirun through `dmx sweep`, the sweep
+folder the CLI reports on, and a run killed by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import DMX, TINY, run_dmx
+
+from dmx.runs import RunLock, read_metrics
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["train", "mask=nonsense"],
+            "unknown choice mask=nonsense; choose one of: dynamic, static",
+        ),
+        (["train", "mask.prob=1.5"], "mask.prob must be in (0, 1), got 1.5"),
+        (["train", "seed=0,1"], "seed=0,1 asks for several runs; use `dmx sweep seed=0,1`"),
+        (["sweep", "mask=static,nonsense"], "unknown choice mask=nonsense"),
+        (["sweep", "experiment=nope"], "unknown choice experiment=nope; choose one of: "),
+        (["report", "no/such/folder"], "no such folder: no/such/folder"),
+        (["report", "."], "no runs in ."),
+        (["sweep", "--format", "xlsx"], "unknown report format 'xlsx'"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    result = run_dmx(*args, cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"dmx: error: {message}"), line
+    assert "Traceback" not in result.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cfg_job_prints_the_composed_config(tmp_path: Path) -> None:
+    result = run_dmx("train", "mask=dynamic", "impl.num_workers=2", "--cfg", "job", cwd=tmp_path)
+    assert "  copies: null" in result.stdout.splitlines()
+    assert "  num_workers: 2" in result.stdout.splitlines()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_version_and_help_show_examples(tmp_path: Path) -> None:
+    from dmx import __version__
+
+    assert run_dmx("--version", cwd=tmp_path).stdout == f"dmx {__version__}\n"
+    for command in ("train", "sweep", "report"):
+        out = run_dmx(command, "--help", cwd=tmp_path).stdout
+        assert "Examples" in out and f"dmx {command}" in out
+
+
+def test_default_sweep_is_static_vs_dynamic_over_three_seeds(tmp_path: Path) -> None:
+    result = run_dmx("sweep", "--cfg", "hydra", "-p", "hydra.sweeper.params", cwd=tmp_path)
+    lines = [line for line in result.stdout.splitlines() if not line.startswith("#")]
+    assert lines == ["mask: static,dynamic", "seed: 0,1,2"]
+
+
+def test_sweep_runs_the_grid_into_its_named_folder_and_reports_failures(tmp_path: Path) -> None:
+    """The default experiment (mask in {static, dynamic}) x two cache folders, one of which
+    cannot be created: the runs there fail, the others finish, and the report (impl.* never
+    splits groups) counts one done and one failed run per strategy."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    result = run_dmx(
+        "sweep",
+        *TINY,
+        "trainer.max_epochs=1",
+        "seed=0",
+        f"impl.cache_dir={blocker}/cache,{tmp_path}/cache",
+        cwd=tmp_path,
+    )
+    (folder,) = (tmp_path / "outputs" / "sweeps").iterdir()
+    assert folder.name.startswith("static_vs_dynamic_")
+    assert f"sweep folder: outputs/sweeps/{folder.name}" in result.stdout
+    runs = sorted(p.parent for p in folder.rglob("metrics.json"))
+    statuses = sorted(read_metrics(r)["status"] for r in runs)
+    assert statuses == ["done", "done", "failed", "failed"]
+    report = run_dmx("report", str(folder), "--format", "json", cwd=tmp_path)
+    rows = {r["label"]: r for r in json.loads(report.stdout)}
+    assert sorted(rows) == ["mask=dynamic", "mask=static(K=1)"]
+    for label, row in rows.items():
+        done = next(
+            read_metrics(r)
+            for r in runs
+            if read_metrics(r)["status"] == "done"
+            and label.endswith(read_metrics(r)["mask_strategy"])
+        )
+        assert (row["n"], row["n_failed"]) == (1, 1)
+        assert row["final_val_loss"]["mean"] == done["final_val_loss"]
+        assert row["failed"][0]["error"].startswith("NotADirectoryError: ")
+
+
+def test_a_run_killed_by_sigkill_is_reported_unfinished(tmp_path: Path) -> None:
+    run = tmp_path / "killed"
+    process = subprocess.Popen(
+        [DMX, "train", *TINY, "trainer.max_epochs=500", f"hydra.run.dir={run}"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "history.csv").exists():  # it has trained and validated an epoch
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.2)
+        live = json.loads(run_dmx("report", str(run), "--format", "json", cwd=tmp_path).stdout)
+        assert (live[0]["n_running"], live[0]["n_unfinished"]) == (1, 0)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert read_metrics(run)["status"] == "running"  # nothing could say otherwise
+    dead = json.loads(run_dmx("report", str(run), "--format", "json", cwd=tmp_path).stdout)
+    assert (dead[0]["n"], dead[0]["n_running"], dead[0]["n_unfinished"]) == (0, 0, 1)
+
+
+def test_training_into_a_busy_folder_exits_2_with_one_line(tmp_path: Path) -> None:
+    run = tmp_path / "busy"
+    with RunLock(run):
+        result = run_dmx("train", *TINY, f"hydra.run.dir={run}", cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line == (
+        f"dmx: error: run folder {run} is in use by another dmx process; wait for it to "
+        "finish or train into another folder (hydra.run.dir=...)"
+    )
+    assert not (run / "metrics.json").exists()

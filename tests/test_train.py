@@ -1,0 +1,183 @@
+"""Real training runs, in this process: the run folder, determinism, faults, the core claim."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TIMINGS, make_config, train_run
+
+from dmx.data.embedded import load_or_build
+from dmx.data.tokenizer import PAD_ID
+from dmx.errors import UserError
+from dmx.runs import RunLock, read_metrics
+from dmx.train import _closing_line, train
+
+
+def history(run: Path) -> list[dict[str, str]]:
+    with open(run / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_a_complete_run_folder(tmp_path: Path, cache_dir: Path) -> None:
+    run = tmp_path / "run"
+    summary = train_run(run, "mask=dynamic")
+    metrics = read_metrics(run)
+    assert metrics == summary
+    assert metrics["status"] == "done" and metrics["error"] is None
+    assert metrics["mask_strategy"] == "dynamic"
+    assert metrics["seed"] == 0 and metrics["precision"] == "32-true"
+    # Steps and tokens follow from the corpus: every epoch covers every training sequence.
+    corpus = load_or_build(make_config().data, cache_dir)
+    n_seq, real_tokens = corpus.train.shape[0], int((corpus.train != PAD_ID).sum())
+    assert metrics["epochs"] == 2
+    assert metrics["steps"] == 2 * math.ceil(n_seq / 16)
+    assert metrics["tokens_seen"] == 2 * real_tokens
+    assert metrics["best_val_loss"] == min(float(r["val_loss"]) for r in history(run))
+    assert metrics["final_val_ppl"] == pytest.approx(math.exp(metrics["final_val_loss"]), rel=1e-5)
+    assert {"torch", "lightning", "python"} <= metrics["versions"].keys()
+    rows = history(run)
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert [int(r["step"]) for r in rows] == [metrics["steps"] // 2, metrics["steps"]]
+    assert float(rows[-1]["val_loss"]) == metrics["final_val_loss"]
+    config = (run / "config.yaml").read_text()
+    assert "copies: null" in config and "${" not in config  # resolved, no interpolations
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu")
+    assert checkpoint["epoch"] == 1 and checkpoint["global_step"] == metrics["steps"]
+    assert not list(run.rglob("*.tmp"))  # atomic writes leave no temporary files behind
+
+
+def test_same_config_and_seed_give_identical_results(tmp_path: Path) -> None:
+    first = train_run(tmp_path / "a", "mask=static", "seed=3")
+    second = train_run(tmp_path / "b", "mask=static", "seed=3")
+    strip = lambda m: {k: v for k, v in m.items() if k not in TIMINGS}  # noqa: E731
+    assert strip(first) == strip(second)
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "train_s"} for r in rows]  # noqa: E731
+    assert drop(history(tmp_path / "a")) == drop(history(tmp_path / "b"))
+
+
+def test_strategies_share_data_order_and_init_but_not_masks(tmp_path: Path) -> None:
+    """At one seed, static and dynamic differ only after the first epoch (same first mask)."""
+    static = history_of(tmp_path / "s", "mask=static")
+    dynamic = history_of(tmp_path / "d", "mask=dynamic")
+    assert static[0]["val_loss"] == dynamic[0]["val_loss"]  # epoch 0: both use key 0
+    assert static[1]["val_loss"] != dynamic[1]["val_loss"]  # epoch 1: key 0 vs key 1
+
+
+def history_of(run: Path, *overrides: str) -> list[dict[str, str]]:
+    train_run(run, *overrides)
+    return history(run)
+
+
+def test_the_label_says_what_the_masker_does(tmp_path: Path) -> None:
+    """mask=static with copies=null draws a fresh mask each epoch, so it is called dynamic."""
+    summary = train_run(tmp_path / "r", "mask=static", "mask.copies=null", "trainer.max_steps=1")
+    assert summary["mask_strategy"] == "dynamic"
+    summary = train_run(tmp_path / "k", "mask=static", "mask.copies=10", "trainer.max_steps=1")
+    assert summary["mask_strategy"] == "static(K=10)"
+
+
+def test_dynamic_masking_beats_static_when_data_is_reused_for_many_epochs(tmp_path: Path) -> None:
+    """The effect dmx exists to measure, at a size a test can afford (about 15 s).
+
+    With one fixed mask per sequence the model starts memorising its training targets
+    and validation loss turns up; with a fresh mask each epoch it keeps falling.
+    """
+    shape = ["model.n_layers=2", "model.d_model=64", "model.d_ff=128", "trainer.max_epochs=20"]
+    static = train_run(tmp_path / "static", "mask=static", *shape)
+    dynamic = train_run(tmp_path / "dynamic", "mask=dynamic", *shape)
+    assert dynamic["final_val_loss"] < static["final_val_loss"] - 0.05
+    assert static["final_val_loss"] > static["best_val_loss"] + 0.02  # static overfits
+    assert static["final_train_loss"] < dynamic["final_train_loss"]  # by memorising
+
+
+def test_a_nan_loss_fails_the_run_with_the_reason_and_step(tmp_path: Path) -> None:
+    run = tmp_path / "nan"
+    with pytest.raises(FloatingPointError):
+        train_run(run, "optim.lr=1e30", "optim.warmup_frac=0")
+    metrics = read_metrics(run)
+    assert metrics["status"] == "failed"
+    assert metrics["error"].startswith("FloatingPointError: loss is nan at step")
+
+
+def test_a_fault_marks_the_run_failed_and_keeps_what_was_written(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    run = tmp_path / "run"
+    with pytest.raises(NotADirectoryError):
+        train_run(run, f"impl.cache_dir={blocker}/cache")
+    metrics = read_metrics(run)
+    assert metrics["status"] == "failed"
+    assert metrics["error"].startswith("NotADirectoryError: ")
+    assert "copies: 1" in (run / "config.yaml").read_text()
+
+
+def test_a_run_stopped_by_max_steps_is_still_validated(tmp_path: Path) -> None:
+    run = tmp_path / "steps"
+    metrics = train_run(run, "trainer.max_steps=3")
+    assert metrics["status"] == "done" and metrics["steps"] == 3 and metrics["epochs"] == 1
+    (row,) = history(run)
+    assert (int(row["step"]), float(row["val_loss"])) == (3, metrics["final_val_loss"])
+
+
+def test_a_folder_another_process_trains_in_is_refused_untouched(tmp_path: Path) -> None:
+    run = tmp_path / "busy"
+    lock = RunLock(run)
+    lock.acquire()
+    try:
+        with pytest.raises(UserError, match=f"run folder {run} is in use by another dmx process"):
+            train_run(run)
+    finally:
+        lock.release()
+    assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing written
+
+
+def test_wandb_offline_run_is_grouped_by_strategy_and_says_how_to_sync(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dmx.tracking import make_logger
+
+    config = make_config("logger=wandb", "logger.mode=offline", "mask=static", "mask.copies=10")
+    wandb_run = make_logger(config, tmp_path / "wb", "static(K=10)")
+    assert wandb_run is not None and wandb_run.mode == "offline"
+    experiment = wandb_run.lightning.experiment
+    assert experiment.group == "static(K=10)"
+    assert experiment.config["mask_strategy"] == "static(K=10)"
+    assert experiment.config["mask"]["copies"] == 10
+    with caplog.at_level(logging.INFO, logger="dmx"):
+        wandb_run.close({"status": "done", "final_val_loss": 1.5})
+    (offline,) = (tmp_path / "wb" / "wandb").glob("offline-run-*")
+    assert list(offline.glob("*.wandb")), "no W&B log written"
+    assert f"wandb sync {offline}" in caplog.text
+
+
+def test_a_full_run_with_wandb_offline_is_done(tmp_path: Path) -> None:
+    run = tmp_path / "wb"
+    metrics = train_run(run, "logger=wandb", "logger.mode=offline", "trainer.max_epochs=1")
+    assert metrics["status"] == "done"
+    assert len(list((run / "wandb").glob("offline-run-*/*.wandb"))) == 1
+
+
+def test_closing_line_reads_na_for_figures_never_measured() -> None:
+    summary = {
+        "mask_strategy": "static(K=1)",
+        "final_val_loss": 5.6081,
+        "best_val_loss": 5.6,
+        "best_val_epoch": 3,
+        "final_val_acc": 0.1401,
+        "tokens_per_s": None,
+    }
+    assert _closing_line(summary, Path("runs/x")) == (
+        "done: static(K=1), val loss 5.608 (best 5.600 at epoch 3), val acc 14.0%, "
+        "n/a tokens/s; run folder: runs/x"
+    )
+
+
+def test_train_is_importable_without_hydra_running(tmp_path: Path) -> None:
+    """``train`` needs a checked Config and a folder, nothing of Hydra's runtime."""
+    summary = train(make_config("trainer.max_steps=1"), tmp_path / "direct")
+    assert summary["status"] == "done"
