@@ -147,3 +147,9 @@ def test_masking_works_on_int32_inputs_without_changing_dtype():
     ids = ordinary_ids(8, 16).to(torch.int32)
     out = masker()(ids, torch.arange(8), key=0)
     assert out.input_ids.dtype == torch.int32
+
+
+def test_strategy_label_follows_the_copies_the_masker_uses():
+    assert masker(copies=1).strategy == "static(K=1)"
+    assert masker(copies=10).strategy == "static(K=10)"
+    assert masker(copies=None).strategy == "dynamic"
