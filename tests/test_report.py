@@ -1,12 +1,14 @@
-"""The report: grouping, statistics and every output format, on fake run folders."""
+"""The report: grouping, labels, statistics and every output format, on fake run folders."""
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +16,15 @@ from typing import Any
 
 import pytest
 import yaml
+from rich.cells import cell_len
 from rich.console import Console
 
 from dmx import report as rep
 from dmx.errors import UserError
-from dmx.runs import CONFIG_FILE, METRICS_FILE, atomic_write_text, write_json
+from dmx.report.cells import CAPTION
+from dmx.report.labels import short_names
+from dmx.report.table import PIPE_WIDTH, default_console
+from dmx.runs import CONFIG_FILE, METRICS_FILE, RunLock, atomic_write_text, write_json
 
 T_975_DF2 = 4.302652729911275  # Student's t, 97.5% quantile, 2 degrees of freedom
 
@@ -26,6 +32,7 @@ T_975_DF2 = 4.302652729911275  # Student's t, 97.5% quantile, 2 degrees of freed
 def make_config(
     seed: int, mask: str = "static", copies: int | None = 1, project: str = "dmx"
 ) -> dict[str, Any]:
+    """An older run's config: the strategy named by mask.name, no impl. group."""
     return {
         "seed": seed,
         "model": {"name": "tiny", "n_layers": 2, "d_model": 128},
@@ -34,6 +41,23 @@ def make_config(
         "trainer": {"max_epochs": 30, "lr": 1e-3},
         "logger": {"name": "wandb", "project": project, "mode": "offline"},
     }
+
+
+def new_config(seed: int, copies: int | None = 1, **impl: Any) -> dict[str, Any]:
+    """A current run's config: no mask.name, implementation settings under impl."""
+    return {
+        "seed": seed,
+        "model": {"name": "tiny", "n_layers": 2, "d_model": 128, "n_heads": 2},
+        "data": {"name": "embedded", "seq_len": 64},
+        "mask": {"copies": copies, "prob": 0.15},
+        "trainer": {"max_epochs": 30, "lr": 1e-3},
+        "impl": {"accelerator": "cpu", "num_workers": 0, "progress_bar": False, **impl},
+        "logger": {"name": "none"},
+    }
+
+
+def strategy(copies: int | None) -> str:
+    return "dynamic" if copies is None else f"static(K={copies})"
 
 
 def write_run(path: Path, config: dict[str, Any], status: str = "done", **metrics: Any) -> Path:
@@ -56,7 +80,8 @@ def done_metrics(loss: float, acc: float = 0.5, tps: float = 1000.0) -> dict[str
 
 @pytest.fixture
 def sweep(tmp_path: Path) -> Path:
-    """static K=1 (3 seeds), dynamic (2 seeds), static K=2 (1 done, 1 failed, 1 running).
+    """Older runs: static K=1 (3 seeds), dynamic (2 seeds), static K=2 (1 done, 1 failed,
+    1 left "running" by a process that is gone).
 
     The logger project differs between runs, but logger.* never defines a group.
     """
@@ -78,7 +103,7 @@ def sweep(tmp_path: Path) -> Path:
         root / "static2/s1",
         make_config(1, copies=2),
         status="failed",
-        error="RuntimeError: loss is nan at step 120",
+        error="RuntimeError: loss is nan\n  at step 120",
     )
     write_run(root / "static2/s2", make_config(2, copies=2), status="running")
     return root
@@ -88,11 +113,27 @@ def rows_by_label(root: Path) -> dict[str, rep.Row]:
     return {row.label: row for row in rep.summarize(rep.collect(root))}
 
 
+def printed(rows: list[rep.Row], width: int) -> str:
+    console = Console(record=True, width=width)
+    rep.render(rows, "table", console)
+    return console.export_text()
+
+
+def cells_of(line: str) -> list[str]:
+    """A table line split into its cells (columns are two or more spaces apart)."""
+    return re.split(r"\s{2,}", line.strip())
+
+
+# ---------------------------------------------------------------------------- collect, group
+
+
 def test_collect_flattens_config(sweep: Path) -> None:
     runs = rep.collect(sweep)
     assert len(runs) == 8
-    assert runs[0].config["mask.copies"] in (1, 2, None)
-    assert {"seed", "model.n_layers", "logger.project"} <= set(runs[0].config)
+    static1 = next(r for r in runs if r.path == sweep / "static1/s0")
+    assert static1.config["mask.copies"] == 1
+    assert static1.config["logger.project"] == "p0"
+    assert static1.config["model.n_layers"] == 2
 
 
 def test_groups_by_differing_keys_ignoring_seed_and_logger(sweep: Path) -> None:
@@ -104,16 +145,220 @@ def test_groups_by_differing_keys_ignoring_seed_and_logger(sweep: Path) -> None:
         {"mask.name": "static", "mask.copies": 1},
         {"mask.name": "static", "mask.copies": 2},
     ]
-    assert rows[0].label == "mask.name=dynamic, mask.copies=null"
+    # Older runs recorded no mask strategy: their labels fall back to the config keys.
+    assert [row.label for row in rows] == [
+        "mask.name=dynamic, mask.copies=null",
+        "mask.name=static, mask.copies=1",
+        "mask.name=static, mask.copies=2",
+    ]
+    assert rows[0].short_label == "mask=dynamic, copies=null"
     assert [row.seeds for row in rows] == [[0, 1], [0, 1, 2], [0]]
 
 
-def test_mean_std_ci_match_hand_computation(sweep: Path) -> None:
+def test_impl_settings_never_split_groups_and_are_noted(tmp_path: Path) -> None:
+    runs = [
+        (0, None, {"num_workers": 0}, "32-true"),
+        (1, None, {"num_workers": 2}, "bf16-mixed"),
+        (2, None, {"num_workers": 0, "cache_dir": "/scratch"}, "32-true"),
+        (0, 1, {"accelerator": "gpu", "devices": 1}, "32-true"),
+        (1, 1, {"accelerator": "gpu", "devices": 1}, "32-true"),
+    ]
+    for seed, copies, impl, precision in runs:
+        write_run(
+            tmp_path / f"{strategy(copies)}_s{seed}",
+            new_config(seed, copies, **impl),
+            mask_strategy=strategy(copies),
+            precision=precision,
+            **done_metrics(2.0),
+        )
+    rows = rep.summarize(rep.collect(tmp_path))
+    assert [row.group for row in rows] == [{"mask.copies": None}, {"mask.copies": 1}]
+    assert [row.n for row in rows] == [3, 2]
+    # cache_dir is set in one run only: like any key older runs lack, it is no difference.
+    assert rows[0].impl_differs == {
+        "impl.num_workers": [0, 2],
+        "precision": ["32-true", "bf16-mixed"],
+    }
+    assert rows[1].impl_differs == {}
+
+    note = (
+        "mixes implementation settings: impl.num_workers ∈ {0, 2}; "
+        "precision ∈ {32-true, bf16-mixed}"
+    )
+    lines = [line.rstrip() for line in printed(rows, 200).splitlines()]
+    assert lines[-1] == f"note: mask=dynamic {note}"
+    assert not any("mask=static(K=1) mixes" in line for line in lines)
+    assert f"- `mask=dynamic` {note}" in rep.to_markdown(rows).splitlines()
+    data = json.loads(rep.to_json(rows))
+    assert data[0]["impl_differs"] == {
+        "impl.num_workers": [0, 2],
+        "precision": ["32-true", "bf16-mixed"],
+    }
+    assert data[1]["impl_differs"] == {}
+
+
+def test_legacy_impl_keys_are_impl_settings(tmp_path: Path) -> None:
+    for seed, (accelerator, workers) in enumerate([("cpu", 0), ("gpu", 4), ("gpu", 4)]):
+        config = make_config(seed)
+        config["trainer"].update(
+            accelerator=accelerator, devices=1, precision="auto", progress_bar=seed == 0
+        )
+        config["trainer"]["checkpoint"] = seed == 0
+        config["data"].update(num_workers=workers, cache_dir=f"/cache/{seed}")
+        write_run(tmp_path / f"s{seed}", config, **done_metrics(1.0))
+    runs = rep.collect(tmp_path)
+    assert rep.differing_keys(runs) == []
+    (row,) = rep.summarize(runs)
+    assert (row.label, row.n) == ("all", 3)
+    assert row.impl_differs == {
+        "impl.accelerator": ["cpu", "gpu"],
+        "impl.progress_bar": [False, True],
+        "impl.checkpoint": [False, True],
+        "impl.num_workers": [0, 4],
+        "impl.cache_dir": ["/cache/0", "/cache/1", "/cache/2"],
+    }
+
+
+def test_legacy_and_new_names_of_a_setting_compare_as_one(tmp_path: Path) -> None:
+    old = make_config(0)
+    old["data"]["num_workers"] = 4
+    write_run(tmp_path / "old", old, **done_metrics(1.0))
+    new = make_config(1)
+    new["impl"] = {"num_workers": 0}
+    write_run(tmp_path / "new", new, **done_metrics(1.0))
+    (row,) = rep.summarize(rep.collect(tmp_path))
+    assert row.impl_differs == {"impl.num_workers": [0, 4]}
+
+
+def test_paths_is_no_longer_an_ignored_key() -> None:
+    assert rep.IGNORED_KEYS == ("seed", "logger", "hydra")
+
+
+def test_key_missing_from_older_runs_does_not_split_groups(tmp_path: Path) -> None:
+    for seed in range(2):
+        write_run(tmp_path / f"old/s{seed}", make_config(seed), **done_metrics(1.0))
+    for seed in range(2):
+        config = make_config(seed)
+        config["model"]["n_heads"] = 4  # a key added to the schema since
+        write_run(tmp_path / f"new/s{seed}", config, **done_metrics(2.0))
+    runs = rep.collect(tmp_path)
+    assert rep.differing_keys(runs) == []
+    (row,) = rep.summarize(runs)
+    assert (row.label, row.n, row.stats["final_val_loss"].mean) == ("all", 4, 1.5)
+
+
+def test_key_missing_from_older_runs_shows_as_dash_when_others_disagree(tmp_path: Path) -> None:
+    write_run(tmp_path / "old", make_config(0), **done_metrics(1.0))
+    for heads in (None, 4, 8):  # None: an explicit null is a value, not a missing key
+        config = make_config(0)
+        config["model"]["n_heads"] = heads
+        write_run(tmp_path / f"heads{heads}", config, **done_metrics(2.0))
+    rows = rep.summarize(rep.collect(tmp_path))
+    assert [row.label for row in rows] == [
+        "model.n_heads=–",
+        "model.n_heads=null",
+        "model.n_heads=4",
+        "model.n_heads=8",
+    ]
+    assert [row.short_label for row in rows] == [
+        "n_heads=–",
+        "n_heads=null",
+        "n_heads=4",
+        "n_heads=8",
+    ]
+    data = json.loads(rep.to_json(rows))
+    assert [r["group"] for r in data] == [
+        {},
+        {"model.n_heads": None},
+        {"model.n_heads": 4},
+        {"model.n_heads": 8},
+    ]
+    assert [r["model.n_heads"] for r in csv.DictReader(io.StringIO(rep.to_csv(rows)))] == [
+        "",
+        "",
+        "4",
+        "8",
+    ]
+
+
+# ---------------------------------------------------------------------------- labels
+
+
+def test_strategy_labels_replace_the_keys_they_spell_out(tmp_path: Path) -> None:
+    for copies, seed in itertools.product([1, 10, None], range(2)):
+        write_run(
+            tmp_path / f"{strategy(copies)}_s{seed}",
+            new_config(seed, copies),
+            mask_strategy=strategy(copies),
+            **done_metrics(2.0),
+        )
+    rows = rep.summarize(rep.collect(tmp_path))
+    assert [row.label for row in rows] == ["mask=dynamic", "mask=static(K=1)", "mask=static(K=10)"]
+    assert [row.short_label for row in rows] == [row.label for row in rows]
+    data = json.loads(rep.to_json(rows))
+    assert [(r["group"], r["label"]) for r in data] == [
+        ({"mask.copies": None}, "mask=dynamic"),
+        ({"mask.copies": 1}, "mask=static(K=1)"),
+        ({"mask.copies": 10}, "mask=static(K=10)"),
+    ]
+    assert [r["group"] for r in csv.DictReader(io.StringIO(rep.to_csv(rows)))] == [
+        "mask=dynamic",
+        "mask=static(K=1)",
+        "mask=static(K=10)",
+    ]
+    assert "| mask=static(K=10) | 2 | 0 | 0 | 0 | 2.000 ± 0.000 |" in rep.to_markdown(rows)
+
+
+def test_strategy_keeps_the_keys_it_does_not_tell_apart(tmp_path: Path) -> None:
+    """Dynamic masking ignores copies; hiding it would give two groups one label."""
+    for copies in (1, 10):
+        write_run(
+            tmp_path / f"d{copies}",
+            new_config(0, copies),
+            mask_strategy="dynamic",
+            **done_metrics(2.0),
+        )
+    rows = rep.summarize(rep.collect(tmp_path))
+    assert [row.label for row in rows] == [
+        "mask=dynamic, mask.copies=1",
+        "mask=dynamic, mask.copies=10",
+    ]
+
+
+def test_older_runs_without_a_strategy_fall_back_to_their_keys(tmp_path: Path) -> None:
+    write_run(tmp_path / "old", make_config(0, copies=2), **done_metrics(1.0))
+    write_run(
+        tmp_path / "new",
+        make_config(0, "dynamic", None),
+        mask_strategy="dynamic",
+        **done_metrics(1.0),
+    )
+    rows = rep.summarize(rep.collect(tmp_path))
+    assert [row.label for row in rows] == ["mask=dynamic", "mask.name=static, mask.copies=2"]
+    assert [row.short_label for row in rows] == ["mask=dynamic", "mask.name=static, copies=2"]
+
+
+def test_short_names_drop_prefixes_only_when_unambiguous() -> None:
+    keys = ["model.name", "model.n_layers", "model.dropout", "data.dropout", "data.path"]
+    assert short_names(keys) == {
+        "model.name": "model",
+        "model.n_layers": "n_layers",
+        "model.dropout": "model.dropout",
+        "data.dropout": "data.dropout",
+        "data.path": "path",
+    }
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+def test_mean_std_median_ci_match_hand_computation(sweep: Path) -> None:
     rows = rows_by_label(sweep)
     static = rows["mask.name=static, mask.copies=1"].stats
     loss = static["final_val_loss"]
     assert loss.n == 3
     assert loss.mean == pytest.approx(2.2)
+    assert loss.median == pytest.approx(2.2)
     assert loss.std == pytest.approx(0.2)  # sqrt((0.2² + 0 + 0.2²) / 2)
     assert loss.ci95 == pytest.approx(T_975_DF2 * 0.2 / math.sqrt(3))
     assert static["final_val_acc"].mean == pytest.approx(0.5)
@@ -121,57 +366,155 @@ def test_mean_std_ci_match_hand_computation(sweep: Path) -> None:
     assert static["tokens_per_s"].std == pytest.approx(100)
 
     dynamic = rows["mask.name=dynamic, mask.copies=null"].stats["final_val_loss"]
-    assert (dynamic.mean, dynamic.std) == pytest.approx((1.5, math.sqrt(0.5)))
+    assert (dynamic.mean, dynamic.median, dynamic.std) == pytest.approx((1.5, 1.5, math.sqrt(0.5)))
 
 
-def test_failed_and_running_counted_and_excluded_from_stats(sweep: Path) -> None:
+def test_median_and_n_per_metric_in_json_and_csv(tmp_path: Path) -> None:
+    for seed, loss in enumerate([1.0, 2.0, 6.0]):
+        metrics = done_metrics(loss)
+        if seed == 2:
+            del metrics["tokens_per_s"]  # an older run that did not record it
+        write_run(tmp_path / f"s{seed}", make_config(seed), **metrics)
+    (row,) = json.loads(rep.report(tmp_path, "json") or "")
+    assert row["final_val_loss"] == pytest.approx(
+        {
+            "mean": 3.0,
+            "std": math.sqrt(7),
+            "median": 2.0,
+            "ci95": T_975_DF2 * math.sqrt(7 / 3),
+            "n": 3,
+        }
+    )
+    assert list(row["final_val_loss"]) == ["mean", "std", "median", "ci95", "n"]
+    assert row["tokens_per_s"] == {
+        "mean": 1000.0,
+        "std": 0.0,
+        "median": 1000.0,
+        "ci95": 0.0,
+        "n": 2,
+    }
+    (line,) = csv.DictReader(io.StringIO(rep.report(tmp_path, "csv") or ""))
+    assert (line["final_val_loss_median"], line["final_val_loss_n"]) == ("2.0", "3")
+    assert (line["tokens_per_s_median"], line["tokens_per_s_n"]) == ("1000.0", "2")
+
+
+# ---------------------------------------------------------------------------- statuses
+
+
+def test_failed_and_unfinished_counted_and_excluded_from_stats(sweep: Path) -> None:
     row = rows_by_label(sweep)["mask.name=static, mask.copies=2"]
-    assert (row.n, len(row.failed), len(row.unfinished)) == (1, 1, 1)
+    assert (row.n, len(row.failed), len(row.running), len(row.unfinished)) == (1, 1, 0, 1)
+    assert row.unfinished[0].status == "unfinished"
     loss = row.stats["final_val_loss"]
-    assert (loss.n, loss.mean, loss.std, loss.ci95) == (1, 3.0, None, None)
+    assert (loss.n, loss.mean, loss.std, loss.median, loss.ci95) == (1, 3.0, None, 3.0, None)
+
+
+def test_running_only_while_its_lock_is_held(tmp_path: Path) -> None:
+    live = write_run(tmp_path / "live", make_config(0), status="running")
+    killed = write_run(tmp_path / "killed", make_config(1), status="running")
+    lock = RunLock(killed)
+    lock.acquire()
+    lock.release()  # a lock file nobody holds: its process is gone, as after a SIGKILL
+    lock = RunLock(live)
+    lock.acquire()
+    try:
+        runs = {run.path.name: run.status for run in rep.collect(tmp_path)}
+        (data,) = json.loads(rep.report(tmp_path, "json") or "")
+    finally:
+        lock.release()
+    assert runs == {"killed": "unfinished", "live": "running"}
+    assert (data["n"], data["n_running"], data["n_unfinished"]) == (0, 1, 1)
+    assert [run.status for run in rep.collect(tmp_path)] == ["unfinished", "unfinished"]
+
+
+# ---------------------------------------------------------------------------- formats
 
 
 def test_table_shows_counts_numbers_and_errors(sweep: Path) -> None:
     console = Console(record=True, width=200)
     assert rep.report(sweep, "table", console) is None
-    text = console.export_text()
-    assert "mask.name=static, mask.copies=1" in text
-    assert "2.200 ± 0.200" in text
-    assert "50.00% ± 10.00%" in text
-    assert "1,100 ± 100" in text
-    assert "RuntimeError: loss is nan at step 120" in text
-    assert str(sweep / "static2/s1") in text
-    static2 = next(line for line in text.splitlines() if "mask.copies=2" in line)
-    assert [c.strip() for c in static2.split("│")[2:5]] == ["1", "1", "1"]  # n, failed, running
+    lines = console.export_text().splitlines()
+    # No run is live, so no running column; failed and unfinished have counts.
+    assert cells_of(lines[0]) == [
+        "group",
+        "n",
+        "failed",
+        "unfinished",
+        "val loss",
+        "best val loss",
+        "val acc",
+        "train loss",
+        "tokens/s",
+    ]
+    static1 = next(cells_of(line) for line in lines if line.startswith("mask=static, copies=1"))
+    assert static1 == [
+        "mask=static, copies=1",
+        "3",
+        "0",
+        "0",
+        "2.200 ± 0.200",
+        "2.100 ± 0.200",
+        "50.00% ± 10.00%",
+        "2.300 ± 0.200",
+        "1,100 ± 100",
+    ]
+    static2 = next(cells_of(line) for line in lines if line.startswith("mask=static, copies=2"))
+    assert static2[:4] == ["mask=static, copies=2", "1", "1", "1"]  # n, failed, unfinished
+    assert f"failed: {sweep / 'static2/s1'}: RuntimeError: loss is nan at step 120" in lines
+
+
+def test_table_shows_only_the_counts_that_are_not_all_zero(tmp_path: Path) -> None:
+    for seed in range(2):
+        write_run(tmp_path / f"s{seed}", make_config(seed), **done_metrics(1.0 + seed))
+    header = cells_of(printed(rep.summarize(rep.collect(tmp_path)), 100).splitlines()[0])
+    assert header[:3] == ["group", "n", "val loss"]
 
 
 def test_json_has_documented_shape(sweep: Path) -> None:
-    data = json.loads(rep.report(sweep, "json"))
+    data = json.loads(rep.report(sweep, "json") or "")
     assert isinstance(data, list) and len(data) == 3
     static1, static2 = data[1], data[2]
     assert static1["group"] == {"mask.name": "static", "mask.copies": 1}
-    assert (static1["n"], static1["n_failed"], static1["n_running"]) == (3, 0, 0)
+    assert static1["label"] == "mask.name=static, mask.copies=1"
+    assert (
+        static1["n"],
+        static1["n_failed"],
+        static1["n_running"],
+        static1["n_unfinished"],
+    ) == (3, 0, 0, 0)
     assert static1["seeds"] == [0, 1, 2]
+    assert static1["impl_differs"] == {}
     for metric in rep.METRICS:
-        assert set(static1[metric.key]) == {"mean", "std", "ci95"}
+        assert set(static1[metric.key]) == {"mean", "std", "median", "ci95", "n"}
     assert static1["final_val_loss"]["mean"] == pytest.approx(2.2)
     assert static1["final_val_loss"]["std"] == pytest.approx(0.2)
-    assert static2["final_val_loss"] == {"mean": 3.0, "std": None, "ci95": None}
-    assert (static2["n"], static2["n_failed"], static2["n_running"]) == (1, 1, 1)
+    assert static2["final_val_loss"] == {
+        "mean": 3.0,
+        "std": None,
+        "median": 3.0,
+        "ci95": None,
+        "n": 1,
+    }
+    assert (
+        static2["n"],
+        static2["n_failed"],
+        static2["n_running"],
+        static2["n_unfinished"],
+    ) == (1, 1, 0, 1)
     assert static2["failed"] == [
-        {"path": str(sweep / "static2/s1"), "error": "RuntimeError: loss is nan at step 120"}
+        {"path": str(sweep / "static2/s1"), "error": "RuntimeError: loss is nan\n  at step 120"}
     ]
 
 
 def test_json_writes_nan_as_null(tmp_path: Path) -> None:
     write_run(tmp_path / "a", make_config(0), **done_metrics(float("nan")))
-    text = rep.report(tmp_path, "json")
+    text = rep.report(tmp_path, "json") or ""
     assert "NaN" not in text
     assert json.loads(text)[0]["final_val_loss"]["mean"] is None
 
 
 def test_csv_has_one_column_per_stat(sweep: Path) -> None:
-    rows = list(csv.DictReader(io.StringIO(rep.report(sweep, "csv"))))
+    rows = list(csv.DictReader(io.StringIO(rep.report(sweep, "csv") or "")))
     assert [r["group"] for r in rows] == [
         "mask.name=dynamic, mask.copies=null",
         "mask.name=static, mask.copies=1",
@@ -181,17 +524,20 @@ def test_csv_has_one_column_per_stat(sweep: Path) -> None:
     assert (static1["mask.name"], static1["mask.copies"]) == ("static", "1")
     assert float(static1["final_val_loss_mean"]) == pytest.approx(2.2)
     assert float(static1["final_val_loss_std"]) == pytest.approx(0.2)
+    assert float(static1["final_val_loss_median"]) == pytest.approx(2.2)
     assert float(static1["final_val_loss_ci95"]) == pytest.approx(T_975_DF2 * 0.2 / math.sqrt(3))
+    assert static1["final_val_loss_n"] == "3"
     assert static1["seeds"] == "0 1 2"
-    assert (rows[2]["n"], rows[2]["n_failed"], rows[2]["n_running"]) == ("1", "1", "1")
+    counts = ("n", "n_failed", "n_running", "n_unfinished")
+    assert tuple(rows[2][c] for c in counts) == ("1", "1", "0", "1")
     assert rows[2]["final_val_loss_std"] == ""
 
 
 def test_markdown_has_numbers_and_failed_runs(sweep: Path) -> None:
-    text = rep.report(sweep, "md")
-    assert text.startswith("| group | n | failed | running | val loss |")
-    assert "| mask.name=static, mask.copies=1 | 3 | 0 | 0 | 2.200 ± 0.200 |" in text
-    assert "RuntimeError: loss is nan at step 120" in text
+    text = rep.report(sweep, "md") or ""
+    assert text.startswith("| group | n | failed | running | unfinished | val loss |")
+    assert "| mask.name=static, mask.copies=1 | 3 | 0 | 0 | 0 | 2.200 ± 0.200 |" in text
+    assert f"- `{sweep / 'static2/s1'}`: RuntimeError: loss is nan at step 120" in text.splitlines()
 
 
 def test_single_group_is_labelled_all(tmp_path: Path) -> None:
@@ -201,9 +547,8 @@ def test_single_group_is_labelled_all(tmp_path: Path) -> None:
     assert len(rows) == 1
     assert (rows[0].group, rows[0].label, rows[0].n) == ({}, "all", 2)
     assert json.loads(rep.to_json(rows))[0]["group"] == {}
-    console = Console(record=True, width=200)
-    rep.render(rows, "table", console)
-    assert "all" in console.export_text()
+    line = printed(rows, 100).splitlines()[2]
+    assert cells_of(line)[:3] == ["all", "2", "1.500 ± 0.707"]
 
 
 def test_one_run_folder_reports_itself(tmp_path: Path) -> None:
@@ -216,11 +561,12 @@ def test_corrupt_files_are_skipped_with_a_warning(sweep: Path) -> None:
     (sweep / "static1/s0" / METRICS_FILE).write_text("{not json", encoding="utf-8")
     (sweep / "static2/s0" / CONFIG_FILE).write_text("mask: [unclosed", encoding="utf-8")
     with pytest.warns(rep.SkippedRunWarning) as record:
-        text = rep.report(sweep, "md")
+        text = rep.report(sweep, "md") or ""
     messages = [str(w.message) for w in record]
     assert any(str(sweep / "static1/s0") in m and METRICS_FILE in m for m in messages)
     assert any(str(sweep / "static2/s0") in m and CONFIG_FILE in m for m in messages)
-    assert "| mask.name=static, mask.copies=1 | 2 | 0 | 0 | 2.300 ± 0.141 |" in text
+    assert all("\n" not in m for m in messages)
+    assert "| mask.name=static, mask.copies=1 | 2 | 0 | 0 | 0 | 2.300 ± 0.141 |" in text
 
 
 def test_all_runs_unreadable_raises(tmp_path: Path) -> None:
@@ -249,8 +595,9 @@ def test_unknown_format_raises_with_choices(sweep: Path) -> None:
 
 
 def test_import_is_cheap() -> None:
-    """The report reads files only: importing it pulls in no training stack and no scipy."""
-    heavy = ["torch", "lightning", "hydra", "scipy", "wandb"]
+    """The report reads files only: importing it pulls in no training stack, no scipy, and
+    no rich until a table is printed."""
+    heavy = ["torch", "lightning", "hydra", "scipy", "wandb", "rich"]
     code = f"import sys, dmx.report; print([m for m in {heavy!r} if m in sys.modules])"
     root = Path(__file__).resolve().parents[1]
     env = {
@@ -269,3 +616,149 @@ def test_per_seed_keeps_each_seed_in_its_own_row(sweep: Path) -> None:
     assert sorted(r["group"]["seed"] for r in static1) == [0, 1, 2]
     assert sorted(r["final_val_loss"]["mean"] for r in static1) == [2.0, 2.2, 2.4]
     assert all(r["n"] == 1 for r in static1)
+
+
+# ---------------------------------------------------------------------------- readable at any width
+
+MODELS = {"tiny": (2, 128, 2), "small": (4, 256, 4)}
+CORPORA = {"embedded": "dmx/data/embedded.txt", "text": "/datasets/wikitext-103/train.txt"}
+# Metrics later changes will add, recorded by the wide sweep's runs but not in METRICS.
+LATER_METRICS = {
+    "finetune_acc": "finetune acc",
+    "finetune_f1": "finetune F1",
+    "delta_val_loss": "Δ val loss vs static(K=1)",
+    "p_value": "p-value",
+}
+
+
+@pytest.fixture
+def wide_sweep(tmp_path: Path) -> Path:
+    """Runs that differ in many keys: 2 models x 2 corpora x 3 strategies x 2 mask.prob,
+    3 seeds each (24 groups); one group's val loss is 2.0, 2.2, 2.4."""
+    root = tmp_path / "wide"
+    grid = itertools.product(MODELS, CORPORA, [1, 10, None], [0.15, 0.3])
+    for g, (model, corpus, copies, prob) in enumerate(grid):
+        n_layers, d_model, n_heads = MODELS[model]
+        for seed in range(3):
+            config = new_config(seed, copies)
+            config["model"] = {
+                "name": model,
+                "n_layers": n_layers,
+                "d_model": d_model,
+                "n_heads": n_heads,
+            }
+            config["data"] = {"name": corpus, "path": CORPORA[corpus], "seq_len": 64}
+            config["mask"]["prob"] = prob
+            loss = 2.0 + 0.2 * seed if g == 0 else 3.0 + 0.01 * g + 0.1 * seed
+            write_run(
+                root / f"g{g}/s{seed}",
+                config,
+                mask_strategy=strategy(copies),
+                **done_metrics(loss, acc=0.3 + 0.01 * seed, tps=12_000 + 1_000 * seed),
+                **{key: 0.5 + 0.01 * seed for key in LATER_METRICS},
+            )
+    return root
+
+
+def expected_short_labels() -> set[str]:
+    """What each group's short label must say: every key that separates groups, shortened,
+    and no key a preset implies (n_layers comes with model=small, path with data=text)."""
+    return {
+        f"model={model}, data={corpus}, mask={strategy(copies)}, prob={prob}"
+        for model, corpus, copies, prob in itertools.product(
+            MODELS, CORPORA, [1, 10, None], [0.15, 0.3]
+        )
+    }
+
+
+def legend(text: str) -> dict[str, str]:
+    """The legend below the tables: G<i> -> its label, continuation lines joined."""
+    lines = text.splitlines()
+    entries: dict[str, str] = {}
+    last = ""
+    for line in lines[lines.index(CAPTION) + 1 :]:
+        if not line.strip():
+            if entries:
+                break
+            continue
+        match = re.match(r"(G\d+)\s+(.*)", line)
+        if match:
+            last = match[1]
+            entries[last] = match[2].strip()
+        else:
+            entries[last] += " " + line.strip()
+    return entries
+
+
+@pytest.mark.parametrize("width", [100, 80])
+def test_wide_sweep_stays_readable(wide_sweep: Path, width: int) -> None:
+    rows = rep.summarize(rep.collect(wide_sweep))
+    assert len(rows) == 24
+    assert {row.short_label for row in rows} == expected_short_labels()
+    assert rows[0].label == (
+        "model.name=small, model.n_layers=4, model.d_model=256, model.n_heads=4, "
+        "data.name=embedded, data.path=dmx/data/embedded.txt, mask=dynamic, mask.prob=0.15"
+    )
+    text = printed(rows, width)
+    lines = text.splitlines()
+    assert max(cell_len(line) for line in lines) <= width
+
+    # Every metric header in full, each table repeating group and n.
+    headers = [cells_of(line) for line in lines if line.startswith("group")]
+    assert all(h[:2] == ["group", "n"] for h in headers)
+    assert [label for h in headers for label in h[2:]] == [m.label for m in rep.METRICS]
+
+    # Every cell of every row, unbroken, next to its group's number.
+    names = [f"G{i + 1}" for i in range(len(rows))]
+    body = [cells_of(line) for line in lines if re.match(r"G\d+\s+\d+\s", line)]
+    for name, row in zip(names, rows, strict=True):
+        row_cells = [c for cells in body if cells[0] == name for c in cells[2:]]
+        assert row_cells == [rep.cell(row.stats[m.key], m) for m in rep.METRICS]
+    assert "2.200 ± 0.200" in {c for cells in body for c in cells}
+
+    assert legend(text) == {name: row.short_label for name, row in zip(names, rows, strict=True)}
+
+
+def test_wide_sweep_keeps_labels_when_they_fit(wide_sweep: Path) -> None:
+    rows = rep.summarize(rep.collect(wide_sweep))
+    text = printed(rows, PIPE_WIDTH)
+    first_cells = [cells_of(line)[0] for line in text.splitlines()[2:26]]
+    assert first_cells == [row.short_label for row in rows]
+    assert legend(text) == {}
+
+
+def test_simple_sweep_at_100_columns_shows_strategy_labels(tmp_path: Path) -> None:
+    for copies, seed in itertools.product([1, None], range(3)):
+        write_run(
+            tmp_path / f"{strategy(copies)}_s{seed}",
+            new_config(seed, copies),
+            mask_strategy=strategy(copies),
+            **done_metrics(2.0 + 0.2 * seed),
+        )
+    lines = printed(rep.summarize(rep.collect(tmp_path)), 100).splitlines()
+    assert max(cell_len(line) for line in lines) <= 100
+    assert [cells_of(line)[:3] for line in lines[2:4]] == [
+        ["mask=dynamic", "3", "2.200 ± 0.200"],
+        ["mask=static(K=1)", "3", "2.200 ± 0.200"],
+    ]
+    assert lines[4:] == [CAPTION]
+
+
+def test_many_metrics_are_stacked_in_tables_not_squeezed(wide_sweep: Path) -> None:
+    extra = [rep.Metric(key, label, ".3f") for key, label in LATER_METRICS.items()]
+    metrics = [*rep.METRICS, *extra]
+    rows = rep.summarize(rep.collect(wide_sweep), metrics=metrics)
+    text = printed(rows, 80)
+    lines = text.splitlines()
+    assert max(cell_len(line) for line in lines) <= 80
+    headers = [cells_of(line) for line in lines if line.startswith("group")]
+    assert len(headers) >= 3
+    assert [label for h in headers for label in h[2:]] == [m.label for m in metrics]
+
+
+def test_pipes_get_a_wide_console_unless_columns_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert default_console().width == PIPE_WIDTH
+    monkeypatch.setenv("COLUMNS", "93")
+    assert default_console().width == 93

@@ -1,0 +1,147 @@
+"""Reading run folders: every readable run under a folder, with its config flattened.
+
+Only files are read (``config.yaml``, ``metrics.json`` and the run's lock), never live
+objects, so a sweep copied from another machine reports the same as where it ran.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dmx.errors import UserError, one_line
+from dmx.runs import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    STATUS_RUNNING,
+    STATUS_UNFINISHED,
+    find_runs,
+    is_live,
+    read_metrics,
+)
+
+
+class SkippedRunWarning(UserWarning):
+    """A run folder could not be read and is left out of the report."""
+
+
+@dataclass
+class Run:
+    """One run folder as the report sees it: its flattened config and its metrics."""
+
+    path: Path
+    # done | failed | running (a process holds the run's lock) | unfinished (metrics.json
+    # says running but nothing holds the lock: killed, or its machine lost). A run killed
+    # by SIGKILL never gets to rewrite metrics.json, so its recorded status cannot be trusted.
+    status: str
+    config: dict[str, Any]  # flattened to dotted keys: {"mask.copies": 1, ...}
+    metrics: dict[str, Any]
+
+    @property
+    def seed(self) -> Any:
+        """The seed metrics.json recorded, else the config's."""
+        seed = self.metrics.get("seed")
+        return self.config.get("seed") if seed is None else seed
+
+    @property
+    def error(self) -> str | None:
+        return self.metrics.get("error")
+
+    @property
+    def strategy(self) -> str | None:
+        """What the masker did, e.g. ``static(K=1)``; runs older than this field have None."""
+        value = self.metrics.get("mask_strategy")
+        return None if value is None else str(value)
+
+
+def collect(root: Path) -> list[Run]:
+    """Every readable run under ``root`` (a sweep folder or one run folder), sorted by path.
+
+    Raises UserError when ``root`` is missing or holds no runs; a run whose files
+    cannot be read is skipped with a SkippedRunWarning instead of stopping the report.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise UserError(
+            f"no such folder: {root}; pass a sweep or run folder, e.g. outputs/sweeps/<name>"
+        )
+    if not root.is_dir():
+        raise UserError(
+            f"{root} is a file, not a folder; pass a sweep or run folder, "
+            "e.g. outputs/sweeps/<name>"
+        )
+    paths = list(find_runs(root))
+    if not paths:
+        raise UserError(
+            f"no runs in {root}: a run is a folder holding {METRICS_FILE}; "
+            "create some with `dmx sweep` or `dmx train`, or pass the folder "
+            "they were written to"
+        )
+    runs = []
+    for path in paths:
+        run = _read_run(path)
+        if run is not None:
+            runs.append(run)
+    if not runs:
+        raise UserError(
+            f"none of the {len(paths)} runs in {root} could be read "
+            f"(see the warnings above); check their {METRICS_FILE} "
+            f"and {CONFIG_FILE}, or rerun them"
+        )
+    return runs
+
+
+def _read_run(path: Path) -> Run | None:
+    """Read one run folder, or warn and return None when one of its files is unreadable."""
+    try:
+        metrics = read_metrics(path)
+    except (OSError, ValueError) as exc:  # ValueError covers bad JSON and bad UTF-8
+        return _skip(path / METRICS_FILE, exc)
+    try:
+        config = _read_config(path / CONFIG_FILE)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        return _skip(path / CONFIG_FILE, exc)
+    return Run(path=path, status=_status(path, metrics), config=flatten(config), metrics=metrics)
+
+
+def _status(path: Path, metrics: Mapping[str, Any]) -> str:
+    status = str(metrics.get("status"))
+    if status == STATUS_RUNNING and not is_live(path):
+        return STATUS_UNFINISHED
+    return status
+
+
+def _skip(file: Path, exc: Exception) -> None:
+    warnings.warn(
+        f"skipped run {file.parent}: cannot read {file.name} "
+        f"({one_line(exc) or type(exc).__name__}); "
+        "rerun that run or move its folder out of the sweep",
+        SkippedRunWarning,
+        stacklevel=4,  # point at whoever called collect, not at this module
+    )
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        config = yaml.safe_load(f)
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} does not hold a YAML mapping")
+    return config
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings to dotted keys, in the config's own order: {"mask": {"copies": 1}}
+    becomes {"mask.copies": 1}, so runs compare key by key. Lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = value
+    return flat

@@ -1,0 +1,90 @@
+"""Rows: one group of runs each, with the statistics of its done runs.
+
+A Row keeps its runs, so later additions (a baseline with p-values paired by seed,
+plots from each run's history.csv, a latex format) read from the same Rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dmx.report.collect import Run
+from dmx.report.groups import IGNORED_KEYS, differing_keys, group_runs, impl_differences, sort_key
+from dmx.report.labels import ALL_LABEL, label_groups
+from dmx.report.stats import METRICS, Metric, Stat, describe, number
+from dmx.runs import STATUS_DONE, STATUS_FAILED, STATUS_RUNNING
+
+
+@dataclass
+class Row:
+    """One group of runs and the statistics of its done runs."""
+
+    group: dict[str, Any]  # differing key -> value; a key the group's runs lack is absent
+    runs: list[Run]
+    keys: list[str] = field(default_factory=list)  # the keys that differ between all groups
+    stats: dict[str, Stat] = field(default_factory=dict)  # metric key -> Stat
+    metrics: list[Metric] = field(default_factory=list)  # what stats holds, in column order
+    label: str = ALL_LABEL  # full dotted keys, the strategy in place of its keys
+    short_label: str = ALL_LABEL  # the same, keys shortened where unambiguous
+    strategy: str | None = None  # the runs' recorded mask strategy, None for older runs
+    # Implementation settings the done runs disagree on (a note, never a split): name ->
+    # its distinct values, e.g. {"impl.num_workers": [0, 2], "precision": ["32-true", ...]}.
+    impl_differs: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def done(self) -> list[Run]:
+        return [r for r in self.runs if r.status == STATUS_DONE]
+
+    @property
+    def failed(self) -> list[Run]:
+        return [r for r in self.runs if r.status == STATUS_FAILED]
+
+    @property
+    def running(self) -> list[Run]:
+        """Runs a live process is still training (it holds the run's lock)."""
+        return [r for r in self.runs if r.status == STATUS_RUNNING]
+
+    @property
+    def unfinished(self) -> list[Run]:
+        """Runs that will never finish on their own: killed, lost, or of unknown status."""
+        known = (STATUS_DONE, STATUS_FAILED, STATUS_RUNNING)
+        return [r for r in self.runs if r.status not in known]
+
+    @property
+    def n(self) -> int:
+        return len(self.done)
+
+    @property
+    def seeds(self) -> list[Any]:
+        """Seeds of the done runs, the replicates the statistics are over."""
+        return sorted((r.seed for r in self.done), key=sort_key)
+
+
+def summarize(
+    runs: Sequence[Run], metrics: Sequence[Metric] = METRICS, ignored: Iterable[str] = IGNORED_KEYS
+) -> list[Row]:
+    """Group runs and compute each metric's statistics over each group's done runs."""
+    ignored = tuple(ignored)
+    keys = differing_keys(runs, ignored)
+    rows = [
+        Row(group=group, runs=members, keys=keys, strategy=_strategy(members))
+        for group, members in group_runs(runs, ignored)
+    ]
+    full, short = label_groups([r.group for r in rows], keys, [r.strategy for r in rows])
+    for row, label, short_label in zip(rows, full, short, strict=True):
+        row.label, row.short_label = label, short_label
+        row.impl_differs = impl_differences(row.done)
+        row.metrics = list(metrics)
+        for metric in metrics:
+            values = [number(r.metrics.get(metric.key)) for r in row.done]
+            row.stats[metric.key] = describe([v for v in values if v is not None])
+    return rows
+
+
+def _strategy(runs: Sequence[Run]) -> str | None:
+    """The group's mask strategy; runs of one config agree on it, unless the masker's way of
+    naming itself changed between them, which the label then shows."""
+    found = sorted({r.strategy for r in runs if r.strategy is not None})
+    return "/".join(found) if found else None
