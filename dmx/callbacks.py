@@ -94,7 +94,10 @@ class RunFolder(L.Callback):
         }
         self.history.append(row)
         write_history(self.run_dir / HISTORY_FILE, self.history)
-        self.write_summary(**self._metrics_from_history(pl_module, train_s))
+        self.write_summary(
+            **self._metrics_from_history(pl_module, train_s),
+            **self._diagnostics(trainer, pl_module, train_s),
+        )
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.train_s += self._epoch_train_s
@@ -126,6 +129,21 @@ class RunFolder(L.Callback):
             "tokens_per_s": round(tokens / train_s, 1) if train_s > 0 else None,
             "peak_mem_mb": round(provenance.peak_mem_mb(pl_module.device), 1),
         }
+
+    @staticmethod
+    def _diagnostics(
+        trainer: L.Trainer, pl_module: L.LightningModule, train_s: float
+    ) -> dict[str, Any]:
+        """What the masks did, as measured: rate, corruption split, diversity, time share,
+        and the realised attention density (None for full attention)."""
+        stats = getattr(trainer.datamodule, "stats", None)
+        out: dict[str, Any] = dict(stats.summary()) if stats is not None else {}
+        if "mask_time_s" in out and train_s > 0:
+            out["mask_time_share"] = out["mask_time_s"] / train_s
+        density = getattr(pl_module, "realised_attention_density", None)
+        if density is not None:
+            out["attention_density"] = density()
+        return out
 
     def finish(self) -> None:
         self.write_summary(status=STATUS_DONE, wall_s=round(time.perf_counter() - self.started, 3))

@@ -95,24 +95,104 @@ def _check_split(prefix: str, mask_token_frac: float, random_token_frac: float) 
     )
 
 
+MASK_UNITS = ("token", "whole_word", "span")
+MASK_COUNTS = ("bernoulli", "fixed")
+MASK_SCHEDULES = ("constant", "linear", "cosine", "step")
+
+
 @dataclass
 class MaskConfig:
+    """Two independent axes: what is selected (``unit``, ``count``, the rate) and how often it
+    is redrawn (``copies``). There is no name to set: the strategy's label is derived from
+    these (dmx.masking.TokenMasker.strategy), so ``mask=static mask.copies=null`` is labelled
+    dynamic, because it is."""
+
+    # token (BERT), whole_word (a word's tokens all or none), span (SpanBERT: spans of words).
+    unit: str = "token"
     # How many distinct masks each sequence ever gets: 1 is pure static masking, 10 is BERT's
-    # dupe_factor, null is dynamic (a fresh mask every epoch, as RoBERTa). There is no name
-    # to set: the strategy's label is derived from this (dmx.masking.TokenMasker.strategy),
-    # so `mask=static mask.copies=null` is labelled dynamic, because it is.
+    # dupe_factor, null is dynamic (a fresh mask every epoch, as RoBERTa).
     copies: int | None = 1
     prob: float = 0.15
+    # bernoulli: a coin per unit (HuggingFace's collator); fixed: exactly round(prob x tokens)
+    # per sequence (BERT's preprocessing; spans round up, as SpanBERT).
+    count: str = "bernoulli"
     mask_token_frac: float = 0.8
     random_token_frac: float = 0.1
+    # The rate over training: constant (prob), or linear, cosine or step from schedule_start
+    # to schedule_end (Ankner et al.: linear 0.30 -> 0.15).
+    schedule: str = "constant"
+    schedule_start: float = 0.30
+    schedule_end: float = 0.15
+    # Span lengths in words: geometric(span_p) truncated to [1, span_max] (SpanBERT: 0.2, 10).
+    span_p: float = 0.2
+    span_max: int = 10
 
     def __post_init__(self) -> None:
+        _check_choice("mask.unit", self.unit, MASK_UNITS)
+        _check_choice("mask.count", self.count, MASK_COUNTS)
+        _check_choice("mask.schedule", self.schedule, MASK_SCHEDULES)
         _check(
             self.copies is None or self.copies >= 1,
             f"mask.copies must be >= 1 (or null for dynamic), got {self.copies}",
         )
-        _check(0.0 < self.prob < 1.0, f"mask.prob must be in (0, 1), got {self.prob}")
+        for key in ("prob", "schedule_start", "schedule_end"):
+            value = getattr(self, key)
+            _check(0.0 < value < 1.0, f"mask.{key} must be in (0, 1), got {value}")
+        _check(0.0 < self.span_p <= 1.0, f"mask.span_p must be in (0, 1], got {self.span_p}")
+        _check(self.span_max >= 1, f"mask.span_max must be >= 1, got {self.span_max}")
         _check_split("mask.", self.mask_token_frac, self.random_token_frac)
+
+
+ATTENTION_PATTERNS = (
+    "full",
+    "causal",
+    "window",
+    "block_sparse",
+    "random_static",
+    "random_dynamic",
+    "learned_gate",
+)
+
+
+@dataclass
+class AttentionConfig:
+    """Which positions a token may attend to (the second meaning of "masking").
+
+    Fixed patterns (full, causal, window, block_sparse, random_static) hold for the whole
+    run; random_dynamic draws a fresh pattern every step, keyed by (seed, step); learned_gate
+    learns a weight in (0, 1) per key from its hidden state, pulled towards ``density``.
+    """
+
+    pattern: str = "full"
+    # window: each token sees the tokens within window // 2 positions either side.
+    window: int = 16
+    # block_sparse: local blocks of block_size tokens, plus the first n_global tokens, which
+    # see and are seen by every token.
+    block_size: int = 16
+    n_global: int = 1
+    # random_static / random_dynamic: the share of (query, key) pairs allowed;
+    # learned_gate: the mean key weight the penalty pulls towards.
+    density: float = 0.5
+    # learned_gate: weight of the penalty (mean gate - density)^2 added to the loss.
+    gate_penalty: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_choice("attention.pattern", self.pattern, ATTENTION_PATTERNS)
+        for key in ("window", "block_size"):
+            _check(
+                getattr(self, key) >= 1, f"attention.{key} must be >= 1, got {getattr(self, key)}"
+            )
+        _check(self.n_global >= 0, f"attention.n_global must be >= 0, got {self.n_global}")
+        _check(
+            0.0 < self.density <= 1.0, f"attention.density must be in (0, 1], got {self.density}"
+        )
+        _check(
+            self.gate_penalty >= 0, f"attention.gate_penalty must be >= 0, got {self.gate_penalty}"
+        )
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    _check(value in choices, f"{key} must be one of {', '.join(choices)}; got {value!r}")
 
 
 @dataclass
@@ -220,6 +300,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     impl: ImplConfig = field(default_factory=ImplConfig)

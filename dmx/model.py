@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,15 @@ class EncoderShape:
     max_seq_len: int
     dropout: float = 0.1
     attn_dropout: float = 0.0
+    # A learned weight in (0, 1) per key and layer (attention=learned_gate).
+    gate: bool = False
+
+
+class MLMOutput(NamedTuple):
+    loss_sum: torch.Tensor  # summed cross-entropy over the selected tokens
+    correct: torch.Tensor  # how many of them were predicted exactly
+    count: torch.Tensor  # how many were selected
+    gate_mean: torch.Tensor | None  # mean learned key weight over real keys and layers
 
 
 class SelfAttention(nn.Module):
@@ -40,14 +50,35 @@ class SelfAttention(nn.Module):
         # plain math path (about 3x slower per attention call on a CPU), so it is off by
         # default; the residual and embedding dropout (``dropout``) stay.
         self.dropout = shape.attn_dropout
+        # The learned gate (DynamicViT's form): key j's weight D_j = sigmoid(score(h_j)), and
+        # attention softmax(s_ij + log D_j), which scales each key's weight by D_j before
+        # renormalising; a token's weight on itself is kept (D = 1 on the diagonal).
+        self.gate = nn.Linear(shape.d_model, 1) if shape.gate else None
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, length, width = x.shape
         q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        weights = None
+        if self.gate is not None:
+            weights = torch.sigmoid(self.gate(x).squeeze(-1))  # (batch, length): D_j
+            attn_mask = self._gate_bias(weights, attn_mask)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
         )
-        return self.out(y.transpose(1, 2).reshape(batch, length, width))
+        return self.out(y.transpose(1, 2).reshape(batch, length, width)), weights
+
+    @staticmethod
+    def _gate_bias(weights: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+        """An additive mask: log D_j off the diagonal, 0 on it, -inf where not allowed."""
+        length = weights.shape[1]
+        log_d = torch.log(weights.clamp_min(1e-6))[:, None, None, :].expand(-1, 1, length, -1)
+        eye = torch.eye(length, dtype=torch.bool, device=weights.device)
+        bias = torch.where(eye, torch.zeros_like(log_d), log_d)
+        if allowed is not None:
+            bias = bias.masked_fill(~(allowed | eye), float("-inf"))
+        return bias
 
 
 class Block(nn.Module):
@@ -61,9 +92,12 @@ class Block(nn.Module):
         )
         self.drop = nn.Dropout(shape.dropout)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln1(x), attn_mask))
-        return x + self.drop(self.ff(self.ln2(x)))
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.attn(self.ln1(x), attn_mask)
+        x = x + self.drop(attended)
+        return x + self.drop(self.ff(self.ln2(x))), weights
 
 
 class MaskedLM(nn.Module):
@@ -97,18 +131,35 @@ class MaskedLM(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def encode(self, input_ids: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
-        """Hidden states (batch, length, d_model). ``padding``: bool, True at real tokens."""
+    def encode(
+        self,
+        input_ids: torch.Tensor,
+        padding: torch.Tensor | None = None,
+        attn_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Hidden states (batch, length, d_model), and the mean learned key weight.
+
+        ``padding``: bool, True at real tokens. ``attn_mask``: bool, broadcastable to
+        (batch, 1, length, length), True where a query may attend to a key; it already
+        includes the padding when given (see :func:`dmx.masking.attention.combine`).
+        Without one, padded keys are hidden from every query, and no mask tensor is passed
+        at all when nothing is padded, so SDPA may use its fastest kernel.
+        """
         length = input_ids.shape[1]
         positions = torch.arange(length, device=input_ids.device)
         x = self.drop(self.tok(input_ids) + self.pos(positions))
-        # No mask tensor when nothing is padded, so SDPA may use its fastest kernel. Padded
-        # keys are hidden from every query; a padded query still sees the real tokens, so
-        # no row is ever fully masked (no NaN).
-        attn_mask = None if padding is None or bool(padding.all()) else padding[:, None, None, :]
+        if attn_mask is None and padding is not None and not bool(padding.all()):
+            attn_mask = padding[:, None, None, :]
+        gate_means = []
         for block in self.blocks:
-            x = block(x, attn_mask)
-        return self.ln_f(x)
+            x, weights = block(x, attn_mask)
+            if weights is not None:
+                real = (
+                    padding if padding is not None else torch.ones_like(weights, dtype=torch.bool)
+                )
+                gate_means.append(weights[real].mean())
+        gate_mean = torch.stack(gate_means).mean() if gate_means else None
+        return self.ln_f(x), gate_mean
 
     def mlm_logits(self, hidden: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
         """Logits (n_selected, vocab) at the selected positions only."""
@@ -121,17 +172,19 @@ class MaskedLM(nn.Module):
         labels: torch.Tensor,
         selected: torch.Tensor,
         padding: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        attn_mask: torch.Tensor | None = None,
+    ) -> MLMOutput:
         """Summed cross-entropy over selected tokens, the number correct, and the count.
 
         Sums rather than means, so a caller can average exactly over a whole split
         instead of averaging batch means of different sizes.
         """
-        logits = self.mlm_logits(self.encode(input_ids, padding), selected)
+        hidden, gate_mean = self.encode(input_ids, padding, attn_mask)
+        logits = self.mlm_logits(hidden, selected)
         targets = labels[selected]
         loss_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
         correct = (logits.argmax(dim=-1) == targets).sum()
-        return loss_sum, correct, targets.new_tensor(targets.numel())
+        return MLMOutput(loss_sum, correct, targets.new_tensor(targets.numel()), gate_mean)
 
     def num_parameters(self, non_embedding: bool = True) -> int:
         n = sum(p.numel() for p in self.parameters())

@@ -56,11 +56,11 @@ def resolve_precision(impl: ImplConfig) -> str:
     return "32-true"
 
 
-def encoder_shape(model: ModelConfig, vocab_size: int) -> EncoderShape:
+def encoder_shape(model: ModelConfig, vocab_size: int, gate: bool = False) -> EncoderShape:
     """The encoder's shape from the model config, field by field by name: a field added to
     one and not the other fails here, loudly, instead of shifting its neighbours."""
     settings = {k: v for k, v in dataclasses.asdict(model).items() if k != "name"}
-    return EncoderShape(vocab_size=vocab_size, **settings)
+    return EncoderShape(vocab_size=vocab_size, gate=gate, **settings)
 
 
 def _trainer(config: Config, callbacks: list[L.Callback], logger: Any, run_dir: Path) -> L.Trainer:
@@ -124,7 +124,7 @@ def _train_locked(config: Config, run_dir: Path, make_logger: Any) -> dict[str, 
         )
         data.setup("fit")
         strategy = data.train_masker.strategy
-        folder.write_summary(mask_strategy=strategy)
+        folder.write_summary(mask_strategy=strategy, attention=config.attention.pattern)
         log.info("corpus: %s", data.corpus.stats if data.corpus else None)
         copies = config.mask.copies
         if copies is not None and copies >= config.trainer.max_epochs > 1:
@@ -136,7 +136,9 @@ def _train_locked(config: Config, run_dir: Path, make_logger: Any) -> dict[str, 
             )
         # The same seed gives the same initial weights whatever the mask strategy.
         torch.manual_seed(config.seed)
-        module = MLMModule(MaskedLM(encoder_shape(config.model, data.vocab_size)), config.optim)
+        gate = config.attention.pattern == "learned_gate"
+        model = MaskedLM(encoder_shape(config.model, data.vocab_size, gate=gate))
+        module = MLMModule(model, config.optim, config.attention, seed=config.seed)
         logger = make_logger(config, run_dir, strategy)
         trainer = _trainer(config, [folder], logger.lightning if logger else None, run_dir)
         trainer.fit(module, datamodule=data)

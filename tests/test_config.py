@@ -11,7 +11,7 @@ from dmx.errors import UserError, error_line, exception_line, one_line
 from dmx.validate import check_overrides, compose_checked, sweep_dir
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ["model", "data", "mask", "optim", "trainer", "impl", "logger", "experiment"]
+GROUPS = ["model", "data", "mask", "attention", "optim", "trainer", "impl", "logger", "experiment"]
 
 
 def choices(group: str) -> list[str]:
@@ -28,7 +28,16 @@ def test_every_group_choice_composes_into_a_checked_config(override: str) -> Non
 def test_every_group_has_choices() -> None:
     assert all(choices(g) for g in GROUPS)
     assert choices("model") == ["base", "small", "tiny"]
-    assert choices("mask") == ["dynamic", "static"]
+    assert choices("mask") == ["dynamic", "span", "static", "whole_word"]
+    assert choices("attention") == [
+        "block_sparse",
+        "causal",
+        "full",
+        "learned_gate",
+        "random_dynamic",
+        "random_static",
+        "window",
+    ]
     assert choices("optim") == ["adamw"] and choices("impl") == ["default"]
 
 
@@ -57,7 +66,7 @@ def test_every_model_setting_reaches_the_encoder_by_name() -> None:
     from dmx.train import encoder_shape
 
     model_keys = {f.name for f in fields(ModelConfig)} - {"name"}
-    assert model_keys == {f.name for f in fields(EncoderShape)} - {"vocab_size"}
+    assert model_keys == {f.name for f in fields(EncoderShape)} - {"vocab_size", "gate"}
     config = compose_checked(["model=small", "model.attn_dropout=0.25"])
     shape = encoder_shape(config.model, vocab_size=777)
     assert shape == EncoderShape(
@@ -75,7 +84,18 @@ def test_every_model_setting_reaches_the_encoder_by_name() -> None:
 @pytest.mark.parametrize(
     ("overrides", "fragment"),
     [
-        (["mask=nonsense"], "unknown choice mask=nonsense; choose one of: dynamic, static"),
+        (
+            ["mask=nonsense"],
+            "unknown choice mask=nonsense; choose one of: dynamic, span, static, whole_word",
+        ),
+        (["mask.unit=phrase"], "mask.unit must be one of token, whole_word, span; got 'phrase'"),
+        (["mask.count=poisson"], "mask.count must be one of bernoulli, fixed"),
+        (["mask.schedule=exp"], "mask.schedule must be one of constant, linear, cosine, step"),
+        (["mask.schedule_start=1.2"], "mask.schedule_start must be in (0, 1), got 1.2"),
+        (["mask.span_max=0"], "mask.span_max must be >= 1, got 0"),
+        (["attention=sparse"], "unknown choice attention=sparse; choose one of: block_sparse"),
+        (["attention.density=0"], "attention.density must be in (0, 1], got 0"),
+        (["attention.window=0"], "attention.window must be >= 1, got 0"),
         (["mask.prob=1.5"], "mask.prob must be in (0, 1), got 1.5"),
         (["mask.prob=0"], "mask.prob must be in (0, 1)"),
         (["mask.copies=0"], "mask.copies must be >= 1"),

@@ -9,7 +9,7 @@ import torch
 
 from dmx.config import DataConfig, MaskConfig
 from dmx.data.datamodule import EpochKeyedSampler, MLMDataModule
-from dmx.data.embedded import load_or_build, pack
+from dmx.data.embedded import load_or_build, pack, word_starts
 from dmx.data.tokenizer import CLS_ID, MASK_ID, N_SPECIAL, PAD_ID, SEP_ID, SPECIAL_TOKENS
 
 
@@ -20,8 +20,34 @@ def small_data(**overrides: object) -> DataConfig:
 
 
 def test_pack_puts_cls_first_sep_between_documents_and_pads_only_the_tail() -> None:
-    out = pack([[10, 11, 12], [20, 21]], seq_len=4)
+    out, words = pack([[10, 11, 12], [20, 21]], seq_len=4, starts=[[1, 0, 1], [1, 0]])
     assert out.tolist() == [[CLS_ID, 10, 11, 12], [CLS_ID, SEP_ID, 20, 21], [CLS_ID, SEP_ID, 0, 0]]
+    # Word starts travel with their tokens; a special token is a word of its own.
+    assert words.tolist() == [[1, 1, 0, 1], [1, 1, 1, 0], [1, 1, 1, 1]]
+
+
+def test_a_word_cut_by_a_sequence_boundary_starts_again_after_cls() -> None:
+    _, words = pack([[10, 11, 12, 13]], seq_len=3, starts=[[1, 0, 0, 0]])
+    assert words.tolist() == [[1, 1, 0], [1, 1, 0], [1, 1, 1]]
+
+
+def test_word_starts_follow_the_tokenizers_words(tmp_path: Path) -> None:
+    from dmx.data import corpus as generator
+
+    corpus = load_or_build(small_data(), tmp_path)
+    doc = generator.generate_documents(0, 1)[0]
+    encoding = corpus.tokenizer.encode(doc, add_special_tokens=False)
+    words: list[str] = []
+    for start, token in zip(word_starts(encoding.word_ids), encoding.tokens, strict=True):
+        if start:
+            words.append(token)
+        else:
+            words[-1] += token
+    assert words == doc.split()
+    assert len(encoding.tokens) > len(words)  # some words are split into pieces
+    assert corpus.train_words.shape == corpus.train.shape
+    assert (corpus.train_words[:, :2] == 1).all()
+    assert 0 < (corpus.train_words == 0).mean() < 0.5
 
 
 def test_corpus_is_built_once_then_reused(tmp_path: Path) -> None:

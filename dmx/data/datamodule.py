@@ -11,6 +11,7 @@ seed sees the data in the same order, and a resumed run sees the order it would 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,21 +23,28 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from dmx.config import DataConfig, MaskConfig
 from dmx.data.embedded import TokenizedCorpus, load_or_build
 from dmx.data.tokenizer import MASK_ID, N_SPECIAL, PAD_ID
-from dmx.masking import EVAL_KEY, TokenMasker
+from dmx.masking import EVAL_KEY, TokenMasker, rate_at
+from dmx.masking.diagnostics import MaskStats
 from dmx.masking.keyed import base_hash
 
 
 class IndexedSequences(Dataset):
-    """Rows of a token array, each returned with its row index (the mask's key)."""
+    """Rows of a token array, each returned with its row index (the mask's key) and the word
+    starts beside it (whole-word and span masking need them)."""
 
-    def __init__(self, ids: Any) -> None:
+    def __init__(self, ids: Any, word_starts: Any) -> None:
         self.ids = torch.as_tensor(ids, dtype=torch.int64)
+        self.word_starts = torch.as_tensor(word_starts, dtype=torch.bool)
 
     def __len__(self) -> int:
         return self.ids.shape[0]
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.ids[i], "index": torch.tensor(i, dtype=torch.int64)}
+        return {
+            "input_ids": self.ids[i],
+            "word_starts": self.word_starts[i],
+            "index": torch.tensor(i, dtype=torch.int64),
+        }
 
 
 class EpochKeyedSampler(Sampler[int]):
@@ -71,20 +79,27 @@ class MLMDataModule(L.LightningDataModule):
         self.cfg, self.mask_cfg, self.seed = data, mask, seed
         self.num_workers, self.cache_dir = num_workers, cache_dir
         self.corpus: TokenizedCorpus | None = None
+        self.stats = MaskStats()
+        self._total_steps: int | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is None:
             self.corpus = load_or_build(self.cfg, self.cache_dir)
         vocab = self.corpus.vocab_size
+        m = self.mask_cfg
         self.train_masker = TokenMasker(
             seed=self.seed,
-            copies=self.mask_cfg.copies,
-            prob=self.mask_cfg.prob,
-            mask_token_frac=self.mask_cfg.mask_token_frac,
-            random_token_frac=self.mask_cfg.random_token_frac,
+            copies=m.copies,
+            prob=m.prob,
+            mask_token_frac=m.mask_token_frac,
+            random_token_frac=m.random_token_frac,
             mask_token_id=MASK_ID,
             n_special=N_SPECIAL,
             vocab_size=vocab,
+            unit=m.unit,
+            count=m.count,
+            span_p=m.span_p,
+            span_max=m.span_max,
         )
         # One evaluation mask for every run and strategy: its own seed, a reserved key.
         self.eval_masker = TokenMasker(
@@ -105,12 +120,13 @@ class MLMDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         assert self.corpus is not None
-        data = IndexedSequences(self.corpus.train)
+        data = IndexedSequences(self.corpus.train, self.corpus.train_words)
         return self._loader(data, sampler=EpochKeyedSampler(len(data), self.seed))
 
     def val_dataloader(self) -> DataLoader:
         assert self.corpus is not None
-        return self._loader(IndexedSequences(self.corpus.val), sampler=None)
+        data = IndexedSequences(self.corpus.val, self.corpus.val_words)
+        return self._loader(data, sampler=None)
 
     def _loader(self, data: Dataset, sampler: Sampler | None) -> DataLoader:
         return DataLoader(
@@ -123,14 +139,31 @@ class MLMDataModule(L.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
         )
 
-    def mask_batch(self, batch: dict[str, torch.Tensor], *, epoch: int | None) -> dict[str, Any]:
-        """Mask for training epoch ``epoch``, or with the fixed evaluation mask when None."""
-        masker, key = (
-            (self.eval_masker, EVAL_KEY)
-            if epoch is None
-            else (self.train_masker, self.train_masker.key(epoch))
-        )
-        masked = masker(batch["input_ids"], batch["index"], key)
+    def rate(self, progress: float) -> float:
+        """The training mask rate at ``progress`` (0 at the first step, 1 at the last)."""
+        m = self.mask_cfg
+        return rate_at(m.schedule, m.prob, m.schedule_start, m.schedule_end, progress)
+
+    def mask_batch(
+        self, batch: dict[str, torch.Tensor], *, epoch: int | None, progress: float = 0.0
+    ) -> dict[str, Any]:
+        """Mask for training epoch ``epoch`` at ``progress`` through training, or with the
+        fixed evaluation mask when ``epoch`` is None."""
+        if epoch is None:
+            masked = self.eval_masker(batch["input_ids"], batch["index"], EVAL_KEY)
+        else:
+            started = time.perf_counter()
+            key, rate = self.train_masker.key(epoch), self.rate(progress)
+            masked = self.train_masker(
+                batch["input_ids"],
+                batch["index"],
+                key,
+                rate=rate,
+                word_starts=batch.get("word_starts"),
+            )
+            self.stats.update(masked, rate, time.perf_counter() - started)
+            assert self.corpus is not None
+            self.stats.seen(batch["index"], epoch, key, len(self.corpus.train))
         return {
             "input_ids": masked.input_ids,
             "labels": masked.labels,
@@ -140,5 +173,10 @@ class MLMDataModule(L.LightningDataModule):
         }
 
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> Any:
-        training = self.trainer is not None and self.trainer.training
-        return self.mask_batch(batch, epoch=self.trainer.current_epoch if training else None)
+        trainer = self.trainer
+        if trainer is None or not trainer.training:
+            return self.mask_batch(batch, epoch=None)
+        if self._total_steps is None:
+            self._total_steps = max(1, int(trainer.estimated_stepping_batches))
+        progress = trainer.global_step / max(1, self._total_steps - 1)
+        return self.mask_batch(batch, epoch=trainer.current_epoch, progress=progress)

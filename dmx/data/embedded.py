@@ -28,13 +28,17 @@ log = logging.getLogger(__name__)
 
 # Bump when the corpus generator, the tokenizer recipe or the packing changes, so stale
 # caches are not reused.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 @dataclass(frozen=True)
 class TokenizedCorpus:
     train: np.ndarray  # (n_train_sequences, seq_len) int32
     val: np.ndarray  # (n_val_sequences, seq_len) int32
+    # 1 where a position begins a word (the tokenizer's pre-tokenized words; each special
+    # token is a word of its own), 0 inside one: whole-word and span masking need it.
+    train_words: np.ndarray  # (n_train_sequences, seq_len) uint8
+    val_words: np.ndarray  # (n_val_sequences, seq_len) uint8
     tokenizer: Tokenizer
     stats: dict[str, int]
 
@@ -66,30 +70,51 @@ def fingerprint(cfg: DataConfig) -> str:
     return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def pack(docs: list[list[int]], seq_len: int) -> np.ndarray:
-    """Concatenate documents with [SEP] between them and cut into [CLS]-led sequences."""
+def word_starts(word_ids: list[int | None]) -> list[int]:
+    """1 where a token begins a word, from an encoding's ``word_ids``."""
+    return [int(i == 0 or w is None or w != word_ids[i - 1]) for i, w in enumerate(word_ids)]
+
+
+def pack(
+    docs: list[list[int]], seq_len: int, starts: list[list[int]] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate documents with [SEP] between them and cut into [CLS]-led sequences.
+
+    Returns the ids and the word starts beside them (every token its own word when
+    ``starts`` is None). A word cut by a sequence boundary begins a word again after [CLS],
+    so no word reaches back into a special token.
+    """
     stream: list[int] = []
-    for ids in docs:
+    start_stream: list[int] = []
+    for i, ids in enumerate(docs):
         stream.extend(ids)
+        start_stream.extend(starts[i] if starts is not None else [1] * len(ids))
         stream.append(SEP_ID)
+        start_stream.append(1)
     body = seq_len - 1
     n_seq = -(-len(stream) // body)
     out = np.full((n_seq, seq_len), PAD_ID, dtype=np.int32)
+    words = np.ones((n_seq, seq_len), dtype=np.uint8)
     out[:, 0] = CLS_ID
     flat = np.asarray(stream, dtype=np.int32)
+    flat_starts = np.asarray(start_stream, dtype=np.uint8)
     for i in range(n_seq):
         chunk = flat[i * body : (i + 1) * body]
         out[i, 1 : 1 + len(chunk)] = chunk
-    return out
+        words[i, 1 : 1 + len(chunk)] = flat_starts[i * body : (i + 1) * body]
+    words[:, 1] = 1
+    return out, words
 
 
 def build(cfg: DataConfig) -> TokenizedCorpus:
     docs = corpus.generate_documents(cfg.corpus_seed, cfg.n_docs)
     train_docs, val_docs = docs[: -cfg.val_docs], docs[-cfg.val_docs :]
     tokenizer = train_tokenizer(train_docs, cfg.vocab_size)
-    train_ids = [e.ids for e in tokenizer.encode_batch(train_docs, add_special_tokens=False)]
-    val_ids = [e.ids for e in tokenizer.encode_batch(val_docs, add_special_tokens=False)]
-    train, val = pack(train_ids, cfg.seq_len), pack(val_ids, cfg.seq_len)
+    train_enc = tokenizer.encode_batch(train_docs, add_special_tokens=False)
+    val_enc = tokenizer.encode_batch(val_docs, add_special_tokens=False)
+    train_ids, val_ids = [e.ids for e in train_enc], [e.ids for e in val_enc]
+    train, train_words = pack(train_ids, cfg.seq_len, [word_starts(e.word_ids) for e in train_enc])
+    val, val_words = pack(val_ids, cfg.seq_len, [word_starts(e.word_ids) for e in val_enc])
     stats = {
         "train_docs": len(train_docs),
         "val_docs": len(val_docs),
@@ -99,7 +124,14 @@ def build(cfg: DataConfig) -> TokenizedCorpus:
         "val_sequences": int(val.shape[0]),
         "vocab_size": tokenizer.get_vocab_size(),
     }
-    return TokenizedCorpus(train=train, val=val, tokenizer=tokenizer, stats=stats)
+    return TokenizedCorpus(
+        train=train,
+        val=val,
+        train_words=train_words,
+        val_words=val_words,
+        tokenizer=tokenizer,
+        stats=stats,
+    )
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -122,6 +154,8 @@ def load_or_build(cfg: DataConfig, cache_dir: str | Path | None = None) -> Token
             cached = TokenizedCorpus(
                 train=np.load(folder / "train.npy"),
                 val=np.load(folder / "val.npy"),
+                train_words=np.load(folder / "train_words.npy"),
+                val_words=np.load(folder / "val_words.npy"),
                 tokenizer=Tokenizer.from_file(str(folder / "tokenizer.json")),
                 stats=json.loads(stats_file.read_text())["stats"],
             )
@@ -132,6 +166,8 @@ def load_or_build(cfg: DataConfig, cache_dir: str | Path | None = None) -> Token
     built = build(cfg)
     atomic_write_bytes(folder / "train.npy", _npy_bytes(built.train))
     atomic_write_bytes(folder / "val.npy", _npy_bytes(built.val))
+    atomic_write_bytes(folder / "train_words.npy", _npy_bytes(built.train_words))
+    atomic_write_bytes(folder / "val_words.npy", _npy_bytes(built.val_words))
     atomic_write_text(folder / "tokenizer.json", built.tokenizer.to_str())
     atomic_write_text(
         stats_file, json.dumps({"stats": built.stats, "config": asdict(cfg)}, indent=2)

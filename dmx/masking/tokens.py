@@ -1,13 +1,20 @@
-"""BERT's token corruption, keyed: which tokens are selected and what they become.
+"""Token masking, keyed: which positions are selected, and what each becomes.
 
-Of the non-special tokens, a fraction ``prob`` is selected (a per-token Bernoulli draw, as
-HuggingFace's DataCollatorForLanguageModeling does); of those, ``mask_token_frac`` become
-[MASK], ``random_token_frac`` a random ordinary token, and the rest stay as they are. The
-loss is taken on the selected positions only.
+Two independent axes define a strategy:
+
+* the *unit* that is selected: single tokens (BERT), whole words (every token of a word
+  or none), or spans of whole words (SpanBERT), counted by a coin per unit (``bernoulli``)
+  or up to a fixed budget per sequence (``fixed``);
+* how often the mask is *redrawn*: ``copies=K`` fixed masks per sequence (key = epoch mod K,
+  BERT's dupe_factor with no storage) or ``copies=None``, a fresh mask every epoch
+  (key = epoch, RoBERTa's dynamic masking).
+
+Of the selected positions, ``mask_token_frac`` become [MASK], ``random_token_frac`` a random
+ordinary token, and the rest stay (80/10/10 in BERT); for spans the choice is made once per
+span. The loss is taken on the selected positions only.
 
 Every draw comes from :func:`dmx.masking.keyed.keyed_uniform`, so the mask of sample ``i``
-is a pure function of (seed, key, i). The key is where strategies differ:
-``copies=None`` (dynamic) uses key = epoch, ``copies=K`` (static) uses key = epoch mod K.
+is a pure function of (seed, key, i, its ids and word starts, the rate).
 """
 
 from __future__ import annotations
@@ -17,15 +24,26 @@ from dataclasses import dataclass
 import torch
 
 from dmx.masking.keyed import keyed_uniform
+from dmx.masking.select import (
+    by_budget,
+    by_coin,
+    by_spans,
+    fixed_budget,
+    mean_geometric_length,
+    run_first,
+    word_first,
+)
 
 IGNORE_INDEX = -100  # the label of positions that carry no loss (torch's cross_entropy default)
 
-# Separate streams, so the selection, the corruption choice and the random token are
-# independent draws about the same token.
-_SELECT, _CORRUPT, _RANDOM_TOKEN = 0, 1, 2
+# Separate streams, so that each decision about a token is an independent draw.
+_SELECT, _CORRUPT, _RANDOM_TOKEN, _SPAN_ANCHOR, _SPAN_LENGTH = 0, 1, 2, 3, 4
 
 # A key no training epoch ever uses: the fixed evaluation mask.
 EVAL_KEY = -1
+
+UNITS = ("token", "whole_word", "span")
+COUNTS = ("bernoulli", "fixed")
 
 
 @dataclass(frozen=True)
@@ -33,6 +51,9 @@ class MaskedBatch:
     input_ids: torch.Tensor  # corrupted ids, what the model reads
     labels: torch.Tensor  # original ids at selected positions, IGNORE_INDEX elsewhere
     selected: torch.Tensor  # bool, the positions that carry loss
+    to_mask: torch.Tensor  # bool, selected positions that became [MASK]
+    to_random: torch.Tensor  # bool, selected positions that became a random token
+    eligible: torch.Tensor  # bool, positions that could be selected (ordinary tokens)
 
 
 @dataclass(frozen=True)
@@ -51,24 +72,109 @@ class TokenMasker:
     mask_token_id: int
     n_special: int
     vocab_size: int
+    unit: str = "token"
+    count: str = "bernoulli"
+    span_p: float = 0.2
+    span_max: int = 10
+
+    def __post_init__(self) -> None:
+        if self.unit not in UNITS:
+            raise ValueError(f"unknown unit {self.unit!r}; choose one of {', '.join(UNITS)}")
+        if self.count not in COUNTS:
+            raise ValueError(f"unknown count {self.count!r}; choose one of {', '.join(COUNTS)}")
 
     @property
     def strategy(self) -> str:
-        """The label runs, reports and W&B groups carry: derived from how keys are drawn,
-        so it cannot disagree with what the masker does."""
-        return "dynamic" if self.copies is None else f"static(K={self.copies})"
+        """The label runs, reports and W&B groups carry: derived from how units are chosen
+        and keys drawn, so it cannot disagree with what the masker does."""
+        timing = "dynamic" if self.copies is None else f"static(K={self.copies})"
+        return timing if self.unit == "token" else f"{self.unit} {timing}"
 
     def key(self, epoch: int) -> int:
         """The mask key of an epoch: the whole static-to-dynamic continuum in one line."""
         return epoch if self.copies is None else epoch % self.copies
 
-    def __call__(self, input_ids: torch.Tensor, index: torch.Tensor, key: int) -> MaskedBatch:
-        """Mask ``input_ids`` (batch, length) of the samples ``index`` (batch,) under ``key``."""
-        length = input_ids.shape[1]
-        u_select = keyed_uniform(self.seed, _SELECT, key, index, length)
-        selected = (u_select < self.prob) & (input_ids >= self.n_special)
+    def distinct_masks(self, epochs: int) -> int:
+        """How many different masks a sequence seen in ``epochs`` epochs has been given."""
+        keys = {self.key(e) for e in range(epochs)} if self.copies is not None else range(epochs)
+        return len(keys)
 
+    @property
+    def mean_span_words(self) -> float:
+        return mean_geometric_length(self.span_p, self.span_max)
+
+    def __call__(
+        self,
+        input_ids: torch.Tensor,
+        index: torch.Tensor,
+        key: int,
+        *,
+        rate: float | None = None,
+        word_starts: torch.Tensor | None = None,
+    ) -> MaskedBatch:
+        """Mask ``input_ids`` (batch, length) of the samples ``index`` (batch,) under ``key``,
+        at ``rate`` (default ``prob``). ``word_starts`` (1 where a word begins) is needed by
+        whole-word and span masking; without it every token is a word of its own."""
+        rate = self.prob if rate is None else rate
+        length = input_ids.shape[1]
+        eligible = input_ids >= self.n_special
+        u_select = keyed_uniform(self.seed, _SELECT, key, index, length)
+        starts = torch.ones_like(eligible) if word_starts is None else word_starts.bool()
+        if self.unit == "span":
+            selected = self._spans(input_ids, index, key, rate, starts, eligible, u_select)
+            decide_at = run_first(selected)  # one corruption choice per (merged) span
+        else:
+            first = word_first(starts) if self.unit == "whole_word" else None
+            u_unit = u_select if first is None else u_select.gather(1, first)
+            if self.count == "bernoulli":
+                selected = by_coin(u_unit, eligible, rate)
+            else:
+                first = (
+                    torch.arange(length, device=input_ids.device).expand_as(input_ids)
+                    if (first is None)
+                    else first
+                )
+                selected = by_budget(u_unit, first, eligible, fixed_budget(eligible, rate))
+            decide_at = None  # one corruption choice per token, as BERT
+        return self._corrupt(input_ids, index, key, selected, eligible, decide_at)
+
+    def _spans(
+        self,
+        input_ids: torch.Tensor,
+        index: torch.Tensor,
+        key: int,
+        rate: float,
+        starts: torch.Tensor,
+        eligible: torch.Tensor,
+        u_select: torch.Tensor,
+    ) -> torch.Tensor:
+        if self.count == "fixed":
+            budget = fixed_budget(eligible, rate, rounding="ceil")  # SpanBERT's ceil
+        else:  # a budget that is itself a sum of keyed coins: Binomial(n, rate) per row
+            budget = by_coin(u_select, eligible, rate).sum(dim=1)
+        # Every kept candidate adds at least one token unless it lands on special tokens
+        # only; four candidates per budgeted token is far more than any row uses.
+        n_candidates = 4 * int(budget.max().item()) + 16 if budget.numel() else 0
+        u_anchor = keyed_uniform(self.seed, _SPAN_ANCHOR, key, index, n_candidates)
+        u_length = keyed_uniform(self.seed, _SPAN_LENGTH, key, index, n_candidates)
+        real = input_ids != 0  # [PAD] is id 0
+        return by_spans(
+            starts, eligible, real, budget, u_anchor, u_length, self.span_p, self.span_max
+        )
+
+    def _corrupt(
+        self,
+        input_ids: torch.Tensor,
+        index: torch.Tensor,
+        key: int,
+        selected: torch.Tensor,
+        eligible: torch.Tensor,
+        decide_at: torch.Tensor | None,
+    ) -> MaskedBatch:
+        length = input_ids.shape[1]
         u_corrupt = keyed_uniform(self.seed, _CORRUPT, key, index, length)
+        if decide_at is not None:
+            u_corrupt = u_corrupt.gather(1, decide_at)
         to_mask = selected & (u_corrupt < self.mask_token_frac)
         to_random = (
             selected
@@ -80,8 +186,14 @@ class TokenMasker:
         random_ids = self.n_special + (u_token * n_ordinary).to(torch.int64).clamp_max(
             n_ordinary - 1
         )
-
         corrupted = torch.where(to_mask, torch.full_like(input_ids, self.mask_token_id), input_ids)
         corrupted = torch.where(to_random, random_ids.to(input_ids.dtype), corrupted)
         labels = torch.where(selected, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
-        return MaskedBatch(input_ids=corrupted, labels=labels, selected=selected)
+        return MaskedBatch(
+            input_ids=corrupted,
+            labels=labels,
+            selected=selected,
+            to_mask=to_mask,
+            to_random=to_random,
+            eligible=eligible,
+        )

@@ -1,8 +1,9 @@
 """Masked-language-model pretraining as a LightningModule.
 
 The batch arrives already masked (the DataModule masks it on the device, from its key),
-so this module knows nothing of strategies: it sums the loss over the selected tokens and
-keeps token-weighted totals for validation.
+so this module knows nothing of token-masking strategies. It applies the attention
+pattern of the step (a pure function of (seed, step), see :mod:`dmx.masking.attention`),
+sums the loss over the selected tokens, and keeps token-weighted totals for validation.
 """
 
 from __future__ import annotations
@@ -11,35 +12,58 @@ from typing import Any
 
 import lightning as L
 import torch
-from torchmetrics.aggregation import SumMetric
+from torchmetrics.aggregation import MeanMetric, SumMetric
 
-from dmx.config import OptimConfig
-from dmx.model import MaskedLM
+from dmx.config import AttentionConfig, OptimConfig
+from dmx.masking.attention import EVAL_STEP, AttentionPattern, combine, density
+from dmx.model import MaskedLM, MLMOutput
 from dmx.optim import build_optimizer, lr_lambda
 
 
 class MLMModule(L.LightningModule):
-    def __init__(self, model: MaskedLM, optim: OptimConfig) -> None:
+    def __init__(
+        self,
+        model: MaskedLM,
+        optim: OptimConfig,
+        attention: AttentionConfig | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.model, self.optim = model, optim
+        self.attention_cfg = attention or AttentionConfig()
+        a = self.attention_cfg
+        self.pattern = AttentionPattern(
+            a.pattern, seed, a.window, a.block_size, a.n_global, a.density
+        )
         # Token-weighted sums, so a loss is the mean over every selected token of a split
         # (not a mean of batch means) and stays exact when gathered across processes.
         self.val_loss_sum, self.val_correct, self.val_count = SumMetric(), SumMetric(), SumMetric()
         self.train_loss_sum, self.train_count = SumMetric(), SumMetric()
+        # The realised attention density of the training steps (learned_gate: mean weight).
+        self.attention_density = MeanMetric()
         self.tokens_seen = 0
 
-    def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        return self.model(
-            batch["input_ids"], batch["labels"], batch["selected"], batch["attention_mask"]
-        )
+    def _forward(self, batch: dict[str, torch.Tensor], step: int) -> MLMOutput:
+        padding = batch["attention_mask"]
+        allowed = self.pattern.allowed(padding.shape[1], padding.device, step)
+        mask = combine(allowed, padding)
+        out = self.model(batch["input_ids"], batch["labels"], batch["selected"], padding, mask)
+        if self.training and not self.pattern.learned and allowed is not None:
+            self.attention_density.update(density(mask, padding))
+        return out
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss_sum, _, count = self._loss(batch)
-        loss = loss_sum / count.clamp_min(1)
+        out = self._forward(batch, self.global_step)
+        loss = out.loss_sum / out.count.clamp_min(1)
+        if out.gate_mean is not None:
+            self.attention_density.update(out.gate_mean.detach())
+            gap = out.gate_mean - self.attention_cfg.density
+            loss = loss + self.attention_cfg.gate_penalty * gap * gap
+            self.log("train/gate_mean", out.gate_mean.detach())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}")
-        self.train_loss_sum.update(loss_sum.detach())
-        self.train_count.update(count)
+        self.train_loss_sum.update(out.loss_sum.detach())
+        self.train_count.update(out.count)
         self.tokens_seen += int(batch["attention_mask"].sum())
         self.log("train/loss", loss.detach(), prog_bar=True)
         return loss
@@ -49,10 +73,12 @@ class MLMModule(L.LightningModule):
         self.train_count.reset()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        loss_sum, correct, count = self._loss(batch)
-        self.val_loss_sum.update(loss_sum)
-        self.val_correct.update(correct)
-        self.val_count.update(count)
+        # A pattern redrawn every step is scored under one reserved draw, the same for every
+        # validation, as the token mask is.
+        out = self._forward(batch, EVAL_STEP)
+        self.val_loss_sum.update(out.loss_sum)
+        self.val_correct.update(out.correct)
+        self.val_count.update(out.count)
 
     def on_validation_epoch_end(self) -> None:
         count = self.val_count.compute().clamp_min(1)
@@ -67,6 +93,12 @@ class MLMModule(L.LightningModule):
         self.log_dict(metrics, prog_bar=True)
         for metric in (self.val_loss_sum, self.val_correct, self.val_count):
             metric.reset()
+
+    def realised_attention_density(self) -> float | None:
+        """Mean allowed share of (query, key) pairs over training; None for ``full``."""
+        if not self.attention_density.update_called:
+            return None
+        return float(self.attention_density.compute())
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.model, self.optim)

@@ -1,0 +1,73 @@
+"""What the masks actually did, measured on the batches (never copied from the config).
+
+Counts are kept as tensors on the batch's device and read once, at the end of an epoch,
+so measuring costs no synchronisation per step.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dmx.masking.tokens import MaskedBatch
+
+
+class MaskStats:
+    """Running totals of the training masks: realised rate, corruption split, diversity."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, torch.Tensor] = {}
+        self.target_rate_sum = 0.0
+        self.batches = 0
+        self.seconds = 0.0  # wall time spent masking (host time: on a GPU, launch time)
+        # Per training sequence, how many different masks it has been given so far.
+        self.distinct: torch.Tensor | None = None
+        self._keys_before: set[int] = set()  # keys of the finished epochs
+        self._epoch: int | None = None
+        self._epoch_keys: set[int] = set()
+
+    def update(self, masked: MaskedBatch, target_rate: float, seconds: float) -> None:
+        counts = {
+            "eligible": masked.eligible.sum(),
+            "selected": masked.selected.sum(),
+            "to_mask": masked.to_mask.sum(),
+            "to_random": masked.to_random.sum(),
+        }
+        for name, value in counts.items():
+            self.totals[name] = self.totals.get(name, 0) + value
+        self.target_rate_sum += target_rate
+        self.batches += 1
+        self.seconds += seconds
+
+    def seen(self, index: torch.Tensor, epoch: int, key: int, n_sequences: int) -> None:
+        """Record that the sequences ``index`` were masked under ``key`` in ``epoch``.
+
+        Every epoch before the current one covered every sequence, so a sequence gets a new
+        mask exactly when ``key`` was not the key of an earlier epoch: the count comes from
+        the keys, no mask is stored.
+        """
+        if self.distinct is None:
+            self.distinct = torch.zeros(n_sequences, dtype=torch.int32)
+        if epoch != self._epoch:
+            if self._epoch is not None:
+                self._keys_before |= self._epoch_keys
+            self._epoch, self._epoch_keys = epoch, set()
+        self._epoch_keys.add(key)
+        if key not in self._keys_before:
+            self.distinct[index.cpu()] += 1
+
+    def summary(self) -> dict[str, float]:
+        if not self.batches:
+            return {}
+        t = {k: float(v) for k, v in self.totals.items()}
+        selected = max(t["selected"], 1.0)
+        out = {
+            "mask_rate": t["selected"] / max(t["eligible"], 1.0),
+            "mask_rate_target": self.target_rate_sum / self.batches,
+            "mask_frac_mask": t["to_mask"] / selected,
+            "mask_frac_random": t["to_random"] / selected,
+            "mask_frac_kept": (t["selected"] - t["to_mask"] - t["to_random"]) / selected,
+            "mask_time_s": self.seconds,
+        }
+        if self.distinct is not None:
+            out["mask_diversity"] = float(self.distinct.float().mean())
+        return out
