@@ -204,6 +204,62 @@ def report(
     _print_report(folder, fmt, output, per_seed=per_seed)
 
 
+@app.command()
+def bench(
+    masking: Annotated[
+        bool,
+        typer.Option(
+            "--masking", help="Time every token-masking strategy against HuggingFace's collator."
+        ),
+    ] = False,
+    seq_len: Annotated[int, typer.Option("--seq-len", min=8, help="Sequence length.")] = 128,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch size.")] = 32,
+    rounds: Annotated[
+        int, typer.Option("--rounds", min=1, help="Alternating rounds; the median counts.")
+    ] = 7,
+) -> None:
+    """Measure speed in this process, next to HuggingFace at the same shape.
+
+    [bold]Examples[/bold]
+
+      dmx bench --masking
+
+      dmx bench --masking --seq-len 512 --batch-size 8
+    """
+    if not masking:
+        raise fail("dmx bench measures masking so far; run dmx bench --masking")
+    from rich.console import Console
+    from rich.table import Table
+
+    from dmx.bench import HF_LABEL, bench_masking
+
+    try:
+        timings, hf = bench_masking(seq_len=seq_len, batch_size=batch_size, rounds=rounds)
+    except UserError as err:
+        raise fail(err) from None
+    table = Table(
+        title=f"Masking {batch_size} x {seq_len} tokens, examples to masked batch "
+        f"(median of {rounds} rounds; torch threads: {__import__('torch').get_num_threads()})"
+    )
+    for header in ("strategy", "µs / batch", "sequences/s", "vs collator"):
+        table.add_column(header, justify="left" if header == "strategy" else "right")
+    ratios = []
+    for t in timings:
+        ratio = t.sequences_per_s / hf.sequences_per_s
+        ratios.append(ratio)
+        table.add_row(
+            t.label,
+            f"{t.seconds_per_batch * 1e6:,.0f}",
+            f"{t.sequences_per_s:,.0f}",
+            f"{ratio:.2f}x",
+        )
+    table.add_row(
+        HF_LABEL, f"{hf.seconds_per_batch * 1e6:,.0f}", f"{hf.sequences_per_s:,.0f}", "1.00x"
+    )
+    Console().print(table)
+    typer.echo(f"min_ratio_vs_collator={min(ratios):.2f}")
+
+
 def _print_report(folder: Path, fmt: str, output: Path | None, per_seed: bool = False) -> None:
     from dmx import report as report_module
     from dmx.runs import atomic_write_text

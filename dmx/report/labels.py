@@ -17,10 +17,10 @@ from dmx.report.groups import MISSING, hashable
 # Label of the single group when every run shares one config (up to the ignored keys).
 ALL_LABEL = "all"
 
-# The config keys that the recorded mask strategy spells out: when one of them differs
-# between groups, labels show ``mask=<strategy>`` in their place. mask.name only exists in
-# older configs; mask.unit will join when the masker records it in its strategy.
-STRATEGY_KEYS: tuple[str, ...] = ("mask.name", "mask.copies")
+# The config keys that the recorded mask strategy spells out (``span static(K=1)``: the unit
+# and the copies): when one of them differs between groups, labels show ``mask=<strategy>``
+# in their place. mask.name only exists in older configs.
+STRATEGY_KEYS: tuple[str, ...] = ("mask.name", "mask.unit", "mask.copies")
 STRATEGY_NAME = "mask"
 
 

@@ -1,0 +1,123 @@
+"""Benchmarks, measured in this process: how fast dmx masks, next to HuggingFace.
+
+``dmx bench --masking`` times every token-masking strategy from a list of examples to a
+masked batch (stacking included, as a DataLoader would), and HuggingFace's
+DataCollatorForLanguageModeling doing the same from the same examples, in alternating
+rounds so that both see the same machine. Throughput is the median over rounds.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import default_collate
+
+from dmx.config import DataConfig
+from dmx.data.embedded import load_or_build
+from dmx.data.tokenizer import MASK_ID, N_SPECIAL
+from dmx.errors import UserError
+from dmx.masking import TokenMasker
+
+# (label, unit, count): every selection a MaskConfig can ask for. Static and dynamic masking
+# run the same code with another key, so one of them (dynamic: a new key each batch) stands
+# for both.
+STRATEGIES: tuple[tuple[str, str, str], ...] = (
+    ("token (bernoulli)", "token", "bernoulli"),
+    ("token (fixed)", "token", "fixed"),
+    ("whole_word (bernoulli)", "whole_word", "bernoulli"),
+    ("whole_word (fixed)", "whole_word", "fixed"),
+    ("span (fixed, SpanBERT)", "span", "fixed"),
+    ("span (bernoulli)", "span", "bernoulli"),
+)
+HF_LABEL = "HuggingFace DataCollatorForLanguageModeling"
+
+
+@dataclass(frozen=True)
+class Timing:
+    label: str
+    seconds_per_batch: float  # median over rounds
+    batch_size: int
+
+    @property
+    def sequences_per_s(self) -> float:
+        return self.batch_size / self.seconds_per_batch
+
+
+def _hf_collator(tokenizer: object, prob: float) -> Callable[[list[dict]], dict]:
+    try:
+        from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerFast
+    except ImportError:
+        raise UserError(
+            "dmx bench compares with HuggingFace's collator, which needs transformers: "
+            "pip install -e '.[bench]'"
+        ) from None
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token="[PAD]",
+        mask_token="[MASK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        unk_token="[UNK]",
+    )
+    return DataCollatorForLanguageModeling(fast, mlm=True, mlm_probability=prob)
+
+
+def bench_masking(
+    seq_len: int = 128, batch_size: int = 32, rounds: int = 7, batches: int = 20, prob: float = 0.15
+) -> tuple[list[Timing], Timing]:
+    """Every strategy and HuggingFace's collator, each timed over ``batches`` batches per
+    round for ``rounds`` alternating rounds, on the embedded corpus (real word starts)."""
+    corpus = load_or_build(DataConfig(seq_len=seq_len, batch_size=batch_size))
+    n = min(len(corpus.train), batch_size * batches)
+    if n < batch_size:
+        raise UserError(f"the corpus has {n} sequences of {seq_len}; lower --batch-size")
+    examples = [
+        {
+            "input_ids": torch.as_tensor(corpus.train[i], dtype=torch.int64),
+            "word_starts": torch.as_tensor(corpus.train_words[i], dtype=torch.bool),
+            "index": torch.tensor(i),
+        }
+        for i in range(n)
+    ]
+    chunks = [examples[i : i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+    maskers = {
+        label: TokenMasker(
+            0, None, prob, 0.8, 0.1, MASK_ID, N_SPECIAL, corpus.vocab_size, unit=unit, count=count
+        )
+        for label, unit, count in STRATEGIES
+    }
+    collator = _hf_collator(corpus.tokenizer, prob)
+    hf_examples = [[{"input_ids": e["input_ids"]} for e in chunk] for chunk in chunks]
+
+    def run_dmx(masker: TokenMasker) -> Callable[[], None]:
+        def once() -> None:
+            for key, chunk in enumerate(chunks):
+                batch = default_collate(chunk)
+                masker(batch["input_ids"], batch["index"], key, word_starts=batch["word_starts"])
+
+        return once
+
+    def run_hf() -> None:
+        for chunk in hf_examples:
+            collator(chunk)
+
+    runs: dict[str, Callable[[], None]] = {label: run_dmx(m) for label, m in maskers.items()}
+    runs[HF_LABEL] = run_hf
+    for run in runs.values():  # warm-up: first calls allocate and compile kernels
+        run()
+    samples: dict[str, list[float]] = {label: [] for label in runs}
+    for _ in range(rounds):
+        for label, run in runs.items():
+            started = time.perf_counter()
+            run()
+            samples[label].append((time.perf_counter() - started) / len(chunks))
+    timings = {
+        label: Timing(label, statistics.median(values), batch_size)
+        for label, values in samples.items()
+    }
+    hf = timings.pop(HF_LABEL)
+    return list(timings.values()), hf
