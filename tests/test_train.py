@@ -181,3 +181,46 @@ def test_train_is_importable_without_hydra_running(tmp_path: Path) -> None:
     """``train`` needs a checked Config and a folder, nothing of Hydra's runtime."""
     summary = train(make_config("trainer.max_steps=1"), tmp_path / "direct")
     assert summary["status"] == "done"
+
+
+def window_density(length: int, half: int) -> float:
+    return sum(min(i + half, length - 1) - max(i - half, 0) + 1 for i in range(length)) / length**2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "strategy", "rate", "diversity", "attention"),
+    [
+        (["mask=static", "mask.copies=3"], "static(K=3)", 0.15, 2.0, None),
+        (["mask=span"], "span dynamic", 5 / 31, 2.0, None),  # ceil(0.15 x 31) of 31
+        (["mask=whole_word"], "whole_word dynamic", 0.15, 2.0, None),
+        (["mask=dynamic", "mask.prob=0.4"], "dynamic", 0.4, 2.0, None),
+        (["mask=dynamic", "mask.schedule=linear"], "dynamic", 0.225, 2.0, None),
+        (["attention=window", "attention.window=16"], "static(K=1)", 0.15, 1.0, (16, 8)),
+        (["attention=random_static"], "static(K=1)", 0.15, 1.0, 0.5 + 0.5 / 32),
+        (["attention=random_dynamic"], "static(K=1)", 0.15, 1.0, 0.5 + 0.5 / 32),
+        (["attention=learned_gate"], "static(K=1)", 0.15, 1.0, 0.5),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_every_strategy_trains_and_reports_what_its_masks_did(
+    tmp_path: Path,
+    overrides: list[str],
+    strategy: str,
+    rate: float,
+    diversity: float,
+    attention: float | tuple[int, int] | None,
+) -> None:
+    """Two epochs at sequence length 32; the diagnostics are measured on the batches."""
+    m = train_run(tmp_path / "run", *overrides)
+    assert (m["status"], m["mask_strategy"]) == ("done", strategy)
+    assert m["mask_rate"] == pytest.approx(rate, abs=0.015)
+    assert m["mask_diversity"] == diversity
+    assert m["mask_frac_mask"] == pytest.approx(0.8, abs=0.05)
+    assert m["mask_frac_mask"] + m["mask_frac_random"] + m["mask_frac_kept"] == pytest.approx(1)
+    assert 0 <= m["mask_time_share"] < 0.5
+    if attention is None:
+        assert m["attention_density"] is None
+    elif isinstance(attention, tuple):
+        assert m["attention_density"] == pytest.approx(window_density(32, attention[1]), abs=0.02)
+    else:
+        assert m["attention_density"] == pytest.approx(attention, abs=0.03)
