@@ -762,3 +762,32 @@ def test_pipes_get_a_wide_console_unless_columns_is_set(monkeypatch: pytest.Monk
     assert default_console().width == PIPE_WIDTH
     monkeypatch.setenv("COLUMNS", "93")
     assert default_console().width == 93
+
+
+def test_mask_diagnostics_appear_only_when_runs_recorded_them(tmp_path: Path) -> None:
+    write_run(tmp_path / "old", new_config(0), **done_metrics(1.0))
+    rows = rep.summarize(rep.collect(tmp_path))
+    assert [m.key for m in rows[0].metrics] == [m.key for m in rep.METRICS]
+    write_run(
+        tmp_path / "new",
+        new_config(1),
+        **done_metrics(2.0),
+        mask_rate=0.152,
+        mask_diversity=3.0,
+        attention_density=None,
+    )
+    (row,) = rep.summarize(rep.collect(tmp_path))
+    keys = [m.key for m in row.metrics]
+    assert keys == [*(m.key for m in rep.METRICS), "mask_rate", "mask_diversity"]
+    assert (row.stats["mask_rate"].n, row.stats["mask_rate"].mean) == (1, 0.152)
+    data = json.loads(rep.to_json([row]))[0]
+    assert data["mask_diversity"] == {"mean": 3.0, "std": None, "median": 3.0, "ci95": None, "n": 1}
+
+
+def test_the_attention_pattern_is_labelled_like_its_group(tmp_path: Path) -> None:
+    for pattern in ("full", "window"):
+        config = {**new_config(0), "attention": {"pattern": pattern, "window": 16}}
+        write_run(tmp_path / pattern, config, **done_metrics(1.0))
+    rows = rep.summarize(rep.collect(tmp_path))
+    assert [r.short_label for r in rows] == ["attention=full", "attention=window"]
+    assert [r.label for r in rows] == ["attention.pattern=full", "attention.pattern=window"]

@@ -122,11 +122,18 @@ def _parts(
     return parts
 
 
+# Keys that say which choice of a config group a run made, named like the group
+# (``attention=window``), as ``X.name`` keys are.
+GROUP_CHOICE_KEYS = {"attention.pattern": "attention"}
+
+
 def short_names(keys: Sequence[str]) -> dict[str, str]:
     """A short name per key: ``model.name`` -> ``model``, ``model.n_layers`` -> ``n_layers``,
     or the full key where the short one would be ambiguous among ``keys``."""
     candidates = {
-        k: k.removesuffix(".name") if k.endswith(".name") else k.split(".")[-1] for k in keys
+        k: GROUP_CHOICE_KEYS.get(k)
+        or (k.removesuffix(".name") if k.endswith(".name") else k.split(".")[-1])
+        for k in keys
     }
     counts = Counter(candidates.values())
     names = {k: c if counts[c] == 1 else k for k, c in candidates.items()}

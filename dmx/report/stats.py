@@ -30,6 +30,14 @@ METRICS: tuple[Metric, ...] = (
     Metric("tokens_per_s", "tokens/s", ",.0f"),
 )
 
+# What the masks did, measured on the batches: shown when some run recorded them (runs
+# older than the diagnostics, and full attention, have none).
+DIAGNOSTICS: tuple[Metric, ...] = (
+    Metric("mask_rate", "mask rate", ".1%"),
+    Metric("mask_diversity", "masks/seq", ".1f"),
+    Metric("attention_density", "attn density", ".2f"),
+)
+
 
 @dataclass(frozen=True)
 class Stat:

@@ -13,7 +13,7 @@ from typing import Any
 from dmx.report.collect import Run
 from dmx.report.groups import IGNORED_KEYS, differing_keys, group_runs, impl_differences, sort_key
 from dmx.report.labels import ALL_LABEL, label_groups
-from dmx.report.stats import METRICS, Metric, Stat, describe, number
+from dmx.report.stats import DIAGNOSTICS, METRICS, Metric, Stat, describe, number
 from dmx.runs import STATUS_DONE, STATUS_FAILED, STATUS_RUNNING
 
 
@@ -63,9 +63,22 @@ class Row:
 
 
 def summarize(
-    runs: Sequence[Run], metrics: Sequence[Metric] = METRICS, ignored: Iterable[str] = IGNORED_KEYS
+    runs: Sequence[Run],
+    metrics: Sequence[Metric] = METRICS,
+    ignored: Iterable[str] = IGNORED_KEYS,
+    optional: Sequence[Metric] = DIAGNOSTICS,
 ) -> list[Row]:
-    """Group runs and compute each metric's statistics over each group's done runs."""
+    """Group runs and compute each metric's statistics over each group's done runs.
+
+    ``optional`` metrics join ``metrics`` only when some done run recorded them."""
+    recorded = {
+        k
+        for run in runs
+        if run.status == STATUS_DONE
+        for k, v in run.metrics.items()
+        if number(v) is not None
+    }
+    metrics = [*metrics, *(m for m in optional if m.key in recorded and m not in metrics)]
     ignored = tuple(ignored)
     keys = differing_keys(runs, ignored)
     rows = [
