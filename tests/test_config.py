@@ -102,7 +102,10 @@ def test_every_model_setting_reaches_the_encoder_by_name() -> None:
         (["mask.prob=abc"], "could not be converted to Float"),
         (["mask.unknown=1"], "Key 'unknown' not in 'MaskConfig'"),
         (["model=huge"], "choose one of: base, small, tiny"),
-        (["experiment=nope"], "choose one of: static_vs_dynamic"),
+        (
+            ["experiment=nope"],
+            "choose one of: attention_masks, dupe_factor, mask_rate, static_vs_dynamic, strategies",
+        ),
         (["data.seq_len=512"], "exceeds model.max_seq_len"),
         (["model.n_heads=3"], "divisible by model.n_heads"),
         (["impl.precision=fp8"], "impl.precision must be one of"),

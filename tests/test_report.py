@@ -596,8 +596,9 @@ def test_unknown_format_raises_with_choices(sweep: Path) -> None:
 
 def test_import_is_cheap() -> None:
     """The report reads files only: importing it pulls in no training stack, no scipy, and
-    no rich until a table is printed."""
-    heavy = ["torch", "lightning", "hydra", "scipy", "wandb", "rich"]
+    no rich until a table is printed; no statsmodels until a baseline is compared, no
+    matplotlib until a plot is drawn."""
+    heavy = ["torch", "lightning", "hydra", "scipy", "wandb", "rich", "matplotlib", "statsmodels"]
     code = f"import sys, dmx.report; print([m for m in {heavy!r} if m in sys.modules])"
     root = Path(__file__).resolve().parents[1]
     env = {

@@ -47,8 +47,9 @@ def by_budget(
     length = u_unit.shape[1]
     # One integer key per token: its unit's uniform (24 exact bits), then the unit itself,
     # so a unit's tokens sort next to each other and two units never tie.
+    # Special tokens keep their unit's place but count nothing (a special token inside a
+    # word neither blocks the word nor uses budget); they are never selected.
     key = (u_unit * (1 << 24)).to(torch.int64) * length + first
-    key = torch.where(eligible, key, torch.full_like(key, torch.iinfo(torch.int64).max))
     order = torch.argsort(key, dim=1, stable=True)
     taken = torch.cumsum(eligible.gather(1, order).to(torch.int64), dim=1)
     cumulative = torch.empty_like(taken).scatter_(1, order, taken)  # back to positions
@@ -99,8 +100,10 @@ def by_spans(
     cut at the budget; a candidate whose anchor is already masked is skipped, and
     overlapping spans merge, as in SpanBERT's ``PairWithSpanMaskingScheme``. Special
     tokens count as words but are never selected. Candidates are processed one at a time
-    for all rows together; ``u_anchor`` and ``u_length`` hold enough of them, and the loop
-    stops as soon as every row has its budget.
+    for all rows together, and the loop stops as soon as every row has its budget. A row
+    may use at most ``candidate_limit(budget)`` candidates, a number of its own, so a row
+    whose anchors keep landing on special or masked tokens ends the same way whatever
+    batch it is in.
     """
     batch, length = word_starts.shape
     word_id = torch.cumsum(word_starts.to(torch.int64), dim=1) - 1
@@ -108,8 +111,9 @@ def by_spans(
     lengths = geometric_lengths(u_length, p, max_len)
     selected = torch.zeros_like(eligible)
     count = torch.zeros(batch, dtype=torch.int64, device=eligible.device)
+    limit = candidate_limit(budget)
     for j in range(u_anchor.shape[1]):
-        remaining = budget - count
+        remaining = torch.where(limit > j, budget - count, torch.zeros_like(count))
         if not bool((remaining > 0).any()):
             break
         anchor = (u_anchor[:, j] * n_real).to(torch.int64).clamp(min=0)
@@ -122,6 +126,13 @@ def by_spans(
         selected |= keep
         count += keep.sum(dim=1)
     return selected
+
+
+def candidate_limit(budget: torch.Tensor) -> torch.Tensor:
+    """How many candidate spans a row may draw: every kept candidate adds at least one token
+    unless it lands on special tokens only, so four per budgeted token is far more than a
+    row of text uses."""
+    return 4 * budget + 16
 
 
 def run_first(selected: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ from dmx.masking.select import (
     by_budget,
     by_coin,
     by_spans,
+    candidate_limit,
     fixed_budget,
     mean_geometric_length,
     run_first,
@@ -152,9 +153,7 @@ class TokenMasker:
             budget = fixed_budget(eligible, rate, rounding="ceil")  # SpanBERT's ceil
         else:  # a budget that is itself a sum of keyed coins: Binomial(n, rate) per row
             budget = by_coin(u_select, eligible, rate).sum(dim=1)
-        # Every kept candidate adds at least one token unless it lands on special tokens
-        # only; four candidates per budgeted token is far more than any row uses.
-        n_candidates = 4 * int(budget.max().item()) + 16 if budget.numel() else 0
+        n_candidates = int(candidate_limit(budget).max().item()) if budget.numel() else 0
         u_anchor = keyed_uniform(self.seed, _SPAN_ANCHOR, key, index, n_candidates)
         u_length = keyed_uniform(self.seed, _SPAN_LENGTH, key, index, n_candidates)
         real = input_ids != 0  # [PAD] is id 0

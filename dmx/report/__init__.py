@@ -11,8 +11,16 @@ The pipeline is small steps, each in its own module and replaceable on its own::
     summarize(runs)     -> list[Row]    one Row per group, with statistics     (summary)
                                         grouping keys and labels               (groups, labels)
                                         mean, std, median, ci95                (stats)
-    render(rows, fmt)   -> str | None   a rich table, markdown, csv or json    (table, render)
-    report(root, fmt)                   the three above, for the CLI
+    compare_to(rows, b) -> Row          the baseline; other rows get Δ, p, d   (baseline)
+    render(rows, fmt)   -> str | None   a rich table, markdown, csv, json or   (table, render,
+                                        latex                                   latex)
+    load(root)          -> list[Row]    collect, summarize, compare_to
+    report(root, fmt)                   load and render, for the CLI
+    write_plots(rows)   -> [Path]       val_loss.png and final_metrics.png     (plots)
+    log_report(rows)                    the report as a W&B run                (wandb_log)
+
+The baseline comparison uses scipy's t-tests and statsmodels' power analysis, the plots
+matplotlib, the W&B run wandb: each is imported inside the function that needs it.
 
 Unreadable runs (a corrupt metrics.json or config.yaml) are skipped with a
 :class:`SkippedRunWarning` through :mod:`warnings`, so one broken folder never hides
@@ -23,9 +31,12 @@ format, and failed runs are listed with their error message.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dmx.report.baseline import compare_to, find_baseline, method_note
+from dmx.report.baseline import parse as parse_baseline
 from dmx.report.cells import cell
 from dmx.report.collect import Run, SkippedRunWarning, collect, flatten
 from dmx.report.groups import (
@@ -37,56 +48,106 @@ from dmx.report.groups import (
     group_runs,
 )
 from dmx.report.labels import ALL_LABEL, STRATEGY_KEYS, format_value, group_label
+from dmx.report.latex import to_latex
+from dmx.report.plots import PLOT_FILES, PlotWarning, check_plot_dir, write_plots
 from dmx.report.render import FORMATS, check_format, render, to_csv, to_json, to_markdown
-from dmx.report.stats import METRICS, Metric, Stat, describe
+from dmx.report.stats import (
+    DIAGNOSTICS,
+    FINETUNE,
+    METRICS,
+    Comparison,
+    Metric,
+    Stat,
+    compare,
+    describe,
+    seeds_for_power,
+)
 from dmx.report.summary import Row, summarize
 from dmx.report.table import print_table
+from dmx.report.wandb_log import log_report
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 __all__ = [
     "ALL_LABEL",
+    "DIAGNOSTICS",
+    "FINETUNE",
     "FORMATS",
     "IGNORED_KEYS",
     "IMPL_PREFIX",
     "LEGACY_IMPL_KEYS",
     "METRICS",
     "MISSING",
+    "PLOT_FILES",
     "STRATEGY_KEYS",
+    "Comparison",
     "Metric",
+    "PlotWarning",
     "Row",
     "Run",
     "SkippedRunWarning",
     "Stat",
     "cell",
     "check_format",
+    "check_plot_dir",
     "collect",
+    "compare",
+    "compare_to",
     "describe",
     "differing_keys",
+    "find_baseline",
     "flatten",
     "format_value",
+    "parse_baseline",
     "group_label",
     "group_runs",
+    "load",
+    "log_report",
+    "method_note",
     "print_table",
     "render",
     "report",
+    "seeds_for_power",
     "summarize",
     "to_csv",
     "to_json",
+    "to_latex",
     "to_markdown",
+    "write_plots",
 ]
 
 
-def report(
-    root: Path, fmt: str = "table", console: Console | None = None, per_seed: bool = False
-) -> str | None:
-    """What `dmx report` does: collect the runs under root, summarise, render.
+def load(
+    root: Path, per_seed: bool = False, baseline: str | Sequence[str] | None = None
+) -> list[Row]:
+    """The rows of every run under root, compared with the baseline group when one is
+    named (``mask=static``; several KEY=VALUE when one does not single out a group).
 
-    For "table" it prints to ``console`` and returns None; for md, csv and json it
-    returns the text, which the CLI prints or writes to a file. ``per_seed`` keeps each
-    seed in a group of its own, to see whether a difference holds seed by seed.
+    ``per_seed`` keeps each seed in a group of its own, to see whether a difference holds
+    seed by seed. Fine-tuning results join the columns when some run recorded them.
+    """
+    ignored = [k for k in IGNORED_KEYS if k != "seed"] if per_seed else IGNORED_KEYS
+    rows = summarize(collect(Path(root)), ignored=ignored, optional=(*FINETUNE, *DIAGNOSTICS))
+    if baseline:
+        compare_to(rows, baseline)
+    return rows
+
+
+def report(
+    root: Path,
+    fmt: str = "table",
+    console: Console | None = None,
+    per_seed: bool = False,
+    baseline: str | Sequence[str] | None = None,
+) -> str | None:
+    """What `dmx report` does: load the rows, render them.
+
+    For "table" it prints to ``console`` and returns None; for md, csv, json and latex
+    it returns the text, which the CLI prints or writes to a file.
     """
     check_format(fmt)
-    ignored = [k for k in IGNORED_KEYS if k != "seed"] if per_seed else IGNORED_KEYS
-    return render(summarize(collect(Path(root)), ignored=ignored), fmt, console)
+    if baseline:
+        for spec in [baseline] if isinstance(baseline, str) else baseline:
+            parse_baseline(spec)  # a typo stops before a single run is read
+    return render(load(root, per_seed, baseline), fmt, console)

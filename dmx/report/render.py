@@ -1,4 +1,4 @@
-"""Every output format: the rich table (printed), markdown, csv and json (returned).
+"""Every output format: the rich table (printed), markdown, csv, json and latex (returned).
 
 The files keep full labels (dotted keys) and every count, whatever their width: they are
 read by people searching for a key and by programs, not squeezed into a terminal.
@@ -14,8 +14,18 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dmx.errors import UserError
-from dmx.report.cells import cell, failed_lines, impl_note, metrics_of
+from dmx.report.baseline import method_note
+from dmx.report.cells import (
+    compared_metrics,
+    comparison_grid,
+    failed_lines,
+    has_baseline,
+    impl_note,
+    main_grid,
+    metrics_of,
+)
 from dmx.report.labels import format_value
+from dmx.report.latex import to_latex
 from dmx.report.summary import Row
 from dmx.report.table import print_table
 from dmx.runs import json_safe
@@ -24,24 +34,18 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 STAT_FIELDS: tuple[str, ...] = ("mean", "std", "median", "ci95", "n")
+JSON_COMPARISON_FIELDS: tuple[str, ...] = ("delta", "p", "effect_size", "n_for_80_power", "test")
+CSV_COMPARISON_FIELDS: tuple[str, ...] = ("delta", "p")
 
 
 def to_markdown(rows: Sequence[Row]) -> str:
-    """A GitHub markdown table with the same cells as the rich table, then notes on mixed
+    """A GitHub markdown table with the same cells as the rich table; with a baseline, the
+    comparison as a second table and how it was tested; then notes on mixed
     implementation settings and the failed runs."""
-    metrics = metrics_of(rows)
-    header = ["group", "n", "failed", "running", "unfinished", *(m.label for m in metrics)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" + "--:|" * (len(header) - 1)]
-    for row in rows:
-        cells = [
-            row.label,
-            str(row.n),
-            str(len(row.failed)),
-            str(len(row.running)),
-            str(len(row.unfinished)),
-            *(cell(row.stats[m.key], m) for m in metrics),
-        ]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines = _markdown_table(*main_grid(rows))
+    if has_baseline(rows):
+        lines += ["", *_markdown_table(*comparison_grid(rows))]
+        lines += ["", method_note(rows, lambda i, row: f"`{row.label}`") or ""]
     notes = [note for row in rows if (note := impl_note(row, f"`{row.label}`"))]
     if notes:
         lines += ["", "Notes:", ""]
@@ -53,14 +57,25 @@ def to_markdown(rows: Sequence[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" + "--:|" * (len(header) - 1)]
+    for cells in body:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return lines
+
+
 def to_csv(rows: Sequence[Row]) -> str:
     """One line per group: its label, its config values (empty where its runs lack the key),
     counts, and every statistic in its own column (final_val_loss_mean, ...), full
-    precision, for a spreadsheet or pandas."""
+    precision, for a spreadsheet or pandas; with a baseline, each result metric's
+    difference from it and p (final_val_loss_delta, final_val_loss_p; empty for the
+    baseline itself)."""
     keys = rows[0].keys if rows else []
     metrics = metrics_of(rows)
     header = ["group", *keys, "n", "n_failed", "n_running", "n_unfinished", "seeds"]
     header += [f"{m.key}_{s}" for m in metrics for s in STAT_FIELDS]
+    compared = compared_metrics(rows) if has_baseline(rows) else []
+    header += [f"{m.key}_{f}" for m in compared for f in CSV_COMPARISON_FIELDS]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -76,6 +91,11 @@ def to_csv(rows: Sequence[Row]) -> str:
                 len(row.unfinished),
                 " ".join(format_value(s) for s in row.seeds),
                 *(_csv_value(getattr(s, f)) for s in stats for f in STAT_FIELDS),
+                *(
+                    _csv_value(getattr(row.comparisons.get(m.key), f, None))
+                    for m in compared
+                    for f in CSV_COMPARISON_FIELDS
+                ),
             ]
         )
     return buf.getvalue()
@@ -93,7 +113,11 @@ def to_json(rows: Sequence[Row]) -> str:
      "<metric>": {"mean", "std", "median", "ci95", "n"}, ..., "failed": [{"path", "error"}]}
 
     ``group`` holds the full differing config keys; a key the group's runs lack is absent.
+    With a baseline every row also has ``"baseline": bool``, and each result metric of a
+    row other than the baseline gains ``"delta"``, ``"p"``, ``"effect_size"``,
+    ``"n_for_80_power"`` and ``"test"`` ("paired t", "welch t" or null).
     """
+    baseline = has_baseline(rows)
     out = []
     for row in rows:
         obj: dict[str, Any] = {
@@ -106,8 +130,13 @@ def to_json(rows: Sequence[Row]) -> str:
             "seeds": row.seeds,
             "impl_differs": row.impl_differs,
         }
+        if baseline:
+            obj["baseline"] = row.is_baseline
         for key, stat in row.stats.items():
             obj[key] = {f: getattr(stat, f) for f in STAT_FIELDS}
+            if key in row.comparisons:
+                comparison = row.comparisons[key]
+                obj[key].update({f: getattr(comparison, f) for f in JSON_COMPARISON_FIELDS})
         obj["failed"] = [{"path": str(r.path), "error": r.error} for r in row.failed]
         out.append(json_safe(obj))
     return json.dumps(out, indent=2, allow_nan=False) + "\n"
@@ -118,6 +147,7 @@ TEXT_FORMATS: dict[str, Callable[[Sequence[Row]], str]] = {
     "md": to_markdown,
     "csv": to_csv,
     "json": to_json,
+    "latex": to_latex,
 }
 FORMATS: tuple[str, ...] = ("table", *TEXT_FORMATS)
 

@@ -1,12 +1,16 @@
-"""The numbers a report shows: which metrics, and their statistics over seeds."""
+"""The numbers a report shows: which metrics, their statistics over seeds, and how a group
+differs from a baseline group (a t-test, an effect size, the seeds 80% power would need)."""
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+import warnings
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from dmx.report.groups import sort_key
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,10 @@ class Metric:
 
     def format(self, value: float) -> str:
         return format(value, self.spec)
+
+    def format_delta(self, value: float) -> str:
+        """A difference, always signed, so that "+0.012" never reads as a level."""
+        return format(value, f"+{self.spec}")
 
 
 # The metrics every report shows, in column order.
@@ -37,6 +45,25 @@ DIAGNOSTICS: tuple[Metric, ...] = (
     Metric("mask_diversity", "masks/seq", ".1f"),
     Metric("attention_density", "attn density", ".2f"),
 )
+
+
+# What a fine-tuning evaluation records: shown, and compared, when some run recorded it.
+FINETUNE: tuple[Metric, ...] = (
+    Metric("finetune_acc", "finetune acc", ".2%"),
+    Metric("finetune_f1", "finetune F1", ".3f"),
+    Metric("finetune_precision", "finetune precision", ".3f"),
+    Metric("finetune_recall", "finetune recall", ".3f"),
+)
+
+# The metrics a baseline comparison tests: what the experiment measures. Speed and the mask
+# diagnostics differ by construction (a static mask is cheaper, K copies give K masks), so a
+# p-value on them would only restate the setup.
+RESULT_KEYS: tuple[str, ...] = ("final_val_loss", "best_val_loss", "final_val_acc")
+FINETUNE_PREFIX = "finetune_"
+
+
+def is_result(metric: Metric) -> bool:
+    return metric.key in RESULT_KEYS or metric.key.startswith(FINETUNE_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -63,6 +90,139 @@ def describe(values: Sequence[float]) -> Stat:
 
     ci95 = float(t.ppf(0.975, n - 1)) * std / math.sqrt(n)
     return Stat(n=n, mean=mean, std=std, median=median, ci95=ci95)
+
+
+# The names of the two tests, as JSON writes them.
+PAIRED = "paired t"
+WELCH = "welch t"
+
+POWER = 0.8
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One metric of one group against the baseline group's, over their done runs."""
+
+    delta: float | None  # mean(group) - mean(baseline); None when either has no value
+    p: float | None  # two-sided; None when the test cannot be computed (n < 2, no variance)
+    test: str | None  # PAIRED, WELCH, or None when no test could be run
+    # Paired: Cohen's d_z; Welch: Cohen's d with the pooled sd. ±inf when the values do not
+    # vary at all (the same shift on every seed), None when there is no difference either.
+    effect_size: float | None
+    n_for_80_power: int | None  # seeds per group for 80% power at alpha=0.05, two-sided
+    seeds: tuple[Any, ...] = ()  # the seeds paired on (paired test only)
+    n: int = 0  # the group's values
+    n_baseline: int = 0  # the baseline's values
+
+
+def compare(
+    values: Sequence[tuple[Hashable, float]], baseline: Sequence[tuple[Hashable, float]]
+) -> Comparison:
+    """A group's (seed, value) pairs against the baseline's.
+
+    Paired by seed (a seed fixes the initial weights and the data order, which both groups
+    then share, so pairing removes that source of variance) when both have exactly the same
+    seeds, each once, and at least two; Welch's unequal-variance test otherwise, which
+    needs two values a side. Runs of an old sweep and a rerun of some of its seeds are
+    still compared, just less sharply.
+    """
+    x = [v for _, v in values]
+    y = [v for _, v in baseline]
+    delta = _mean(x) - _mean(y) if x and y else None
+    by_seed, base_by_seed = dict(values), dict(baseline)
+    paired = (
+        len(by_seed) == len(x) >= 2
+        and len(base_by_seed) == len(y)
+        and by_seed.keys() == base_by_seed.keys()
+    )
+    common = dict(n=len(x), n_baseline=len(y))
+    if paired:
+        from scipy.stats import ttest_rel
+
+        seeds = tuple(sorted(by_seed, key=sort_key))  # 2 before 10, as in the table
+        xs = [by_seed[s] for s in seeds]
+        ys = [base_by_seed[s] for s in seeds]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # identical values: p is nan
+            p = _finite(ttest_rel(xs, ys).pvalue)
+        diffs = [a - b for a, b in zip(xs, ys, strict=True)]
+        d = _ratio(_mean(diffs), statistics.stdev(diffs))
+        n80 = seeds_for_power(d, paired=True)
+        return Comparison(delta, p, PAIRED, d, n80, seeds=seeds, **common)
+    if len(x) < 2 or len(y) < 2:
+        return Comparison(delta, None, None, None, None, **common)
+    from scipy.stats import ttest_ind
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = _finite(ttest_ind(x, y, equal_var=False).pvalue)
+    pooled = math.sqrt(
+        ((len(x) - 1) * statistics.variance(x) + (len(y) - 1) * statistics.variance(y))
+        / (len(x) + len(y) - 2)
+    )
+    d = _ratio(_mean(x) - _mean(y), pooled)
+    return Comparison(delta, p, WELCH, d, seeds_for_power(d, paired=False), **common)
+
+
+def seeds_for_power(effect_size: float | None, paired: bool) -> int | None:
+    """Seeds per group a true effect of this size needs to reach p < 0.05 four times in
+    five (two-sided t-test), rounded up; None for no effect, which no number of seeds finds.
+
+    For Welch's test this is the equal-variance test's figure, which Welch's matches when
+    the groups' spreads are alike. Two seeds are the fewest a t-test runs on: an effect
+    that two seeds already detect gets 2 (the solver would wander below 2, where a t
+    distribution has less than one degree of freedom).
+    """
+    if effect_size is None or math.isnan(effect_size) or effect_size == 0:
+        return None
+    if math.isinf(effect_size):
+        return 2
+    from statsmodels.stats.power import TTestIndPower, TTestPower
+
+    # Imported before the filter below, as its import puts an "always" filter in front.
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    analysis = TTestPower() if paired else TTestIndPower()
+    size = abs(effect_size)
+    if _power(analysis, size, 2) >= POWER:
+        return 2
+    with warnings.catch_warnings():
+        # A solve that fails warns and returns nan, handled below.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        n = analysis.solve_power(size, power=POWER, alpha=ALPHA, alternative="two-sided")
+        if not math.isfinite(n):
+            n = analysis.solve_power(size, power=POWER, alpha=ALPHA / 2, alternative="larger")
+    n = float(n)
+    return max(3, math.ceil(n)) if math.isfinite(n) else None
+
+
+def _power(analysis: Any, size: float, n: int) -> float:
+    """Two-sided power, or where statsmodels returns nan for it, the one-sided power at
+    alpha/2: the same number there. The nan comes from scipy's noncentral t in the tail
+    opposite the effect, whose share of the power is then below 1e-15."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nan from the far tail, see above
+        power = float(analysis.power(size, n, ALPHA, alternative="two-sided"))
+        if not math.isfinite(power):
+            power = float(analysis.power(size, n, ALPHA / 2, alternative="larger"))
+    return power
+
+
+def _mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values)
+
+
+def _ratio(a: float, b: float) -> float | None:
+    """a / b, infinite for a difference with no spread at all, None for none at all."""
+    if b > 0:
+        return a / b
+    return math.copysign(math.inf, a) if a else None
+
+
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def number(value: Any) -> float | None:

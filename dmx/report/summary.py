@@ -13,7 +13,7 @@ from typing import Any
 from dmx.report.collect import Run
 from dmx.report.groups import IGNORED_KEYS, differing_keys, group_runs, impl_differences, sort_key
 from dmx.report.labels import ALL_LABEL, label_groups
-from dmx.report.stats import DIAGNOSTICS, METRICS, Metric, Stat, describe, number
+from dmx.report.stats import DIAGNOSTICS, METRICS, Comparison, Metric, Stat, describe, number
 from dmx.runs import STATUS_DONE, STATUS_FAILED, STATUS_RUNNING
 
 
@@ -32,6 +32,10 @@ class Row:
     # Implementation settings the done runs disagree on (a note, never a split): name ->
     # its distinct values, e.g. {"impl.num_workers": [0, 2], "precision": ["32-true", ...]}.
     impl_differs: dict[str, list[Any]] = field(default_factory=dict)
+    # Set by dmx.report.baseline.compare_to: whether this row is the baseline, and else each
+    # result metric's difference from it (metric key -> Comparison); empty without one.
+    is_baseline: bool = False
+    comparisons: dict[str, Comparison] = field(default_factory=dict)
 
     @property
     def done(self) -> list[Run]:
@@ -55,6 +59,11 @@ class Row:
     @property
     def n(self) -> int:
         return len(self.done)
+
+    def values(self, key: str) -> list[tuple[Any, float]]:
+        """(seed, value) of each done run that recorded a number for the metric."""
+        pairs = [(r.seed, number(r.metrics.get(key))) for r in self.done]
+        return [(seed, v) for seed, v in pairs if v is not None]
 
     @property
     def seeds(self) -> list[Any]:
@@ -91,8 +100,7 @@ def summarize(
         row.impl_differs = impl_differences(row.done)
         row.metrics = list(metrics)
         for metric in metrics:
-            values = [number(r.metrics.get(metric.key)) for r in row.done]
-            row.stats[metric.key] = describe([v for v in values if v is not None])
+            row.stats[metric.key] = describe([v for _, v in row.values(metric.key)])
     return rows
 
 

@@ -15,7 +15,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dmx.report.cells import CAPTION, cell, failed_lines, impl_note, metrics_of
+from dmx.report.baseline import method_note
+from dmx.report.cells import (
+    CAPTION,
+    Column,
+    cell,
+    comparison_units,
+    failed_lines,
+    has_baseline,
+    impl_note,
+    metrics_of,
+)
 from dmx.report.stats import Metric
 from dmx.report.summary import Row
 
@@ -40,9 +50,19 @@ _COUNTS: tuple[tuple[str, Callable[[Row], int]], ...] = (
 
 
 @dataclass(frozen=True)
+class _Part:
+    """One table to print, maybe stacked: its rows, the columns only its first stacked
+    table shows, and its other columns in units that stay together."""
+
+    entries: list[tuple[int, Row]]  # (index among all rows, row): names stay G<index + 1>
+    lead: list[Column]
+    units: list[list[Column]]
+
+
+@dataclass(frozen=True)
 class _Layout:
     numbered: bool  # groups named G1, G2, ... in the tables, with a legend below
-    chunks: list[list[Metric]]  # the metric columns of each stacked table
+    chunks: list[list[list[Column]]]  # per part, the columns of each stacked table
 
 
 def default_console() -> Console:
@@ -56,31 +76,35 @@ def default_console() -> Console:
 
 
 def print_table(rows: Sequence[Row], console: Console | None = None) -> None:
-    """The table(s), a legend when groups are numbered, notes on mixed implementation
-    settings, then one line per failed run with its error."""
+    """The table(s); with a baseline, the comparison table(s) and how they were tested;
+    a legend when groups are numbered, notes on mixed implementation settings, then one
+    line per failed run with its error."""
     from rich.text import Text
 
     if console is None:
         console = default_console()
-    metrics = metrics_of(rows)
-    counts = [(name, count) for name, count in _COUNTS if any(count(row) for row in rows)]
-    layout = _fit(rows, metrics, counts, console)
-    tables = [
-        _table(rows, chunk, counts if i == 0 else [], layout.numbered)
-        for i, chunk in enumerate(layout.chunks)
-    ]
-    for i, table in enumerate(tables):
-        if i:
+    counts = [_count_column(name, count) for name, count in _COUNTS if any(map(count, rows))]
+    indexed = list(enumerate(rows))
+    parts = [_Part(indexed, counts, [[_metric_column(m)] for m in metrics_of(rows)])]
+    if has_baseline(rows):
+        others = [(i, row) for i, row in indexed if not row.is_baseline]
+        parts.append(_Part(others, [], comparison_units(rows)))
+    layout = _fit(parts, console)
+    name = _namer(layout.numbered)
+    long_name = _namer(layout.numbered, labelled=True)
+    for p, (part, chunks) in enumerate(zip(parts, layout.chunks, strict=True)):
+        if p:
             console.print()
-        console.print(table)
-    console.print(Text(CAPTION, style="dim"))
+        for i, chunk in enumerate(chunks):
+            if i:
+                console.print()
+            console.print(_table(part.entries, chunk, part.lead if i == 0 else [], name))
+        caption = CAPTION if p == 0 else method_note(rows, name, long_name)
+        console.print(Text(caption or "", style="dim"))
     if layout.numbered:
         console.print()
         console.print(_legend(rows))
-    notes = [
-        impl_note(row, f"G{i + 1} ({row.short_label})" if layout.numbered else row.short_label)
-        for i, row in enumerate(rows)
-    ]
+    notes = [impl_note(row, long_name(i, row)) for i, row in enumerate(rows)]
     failed = [f"{path}: {error}" for path, error in failed_lines(rows)]
     if any(notes) or failed:
         console.print()
@@ -88,40 +112,50 @@ def print_table(rows: Sequence[Row], console: Console | None = None) -> None:
     console.print(_messages("failed", "bold red", failed))
 
 
-def _fit(
-    rows: Sequence[Row],
-    metrics: Sequence[Metric],
-    counts: Sequence[tuple[str, Callable[[Row], int]]],
-    console: Console,
-) -> _Layout:
-    """Labels in the table unless they cost an extra stacked table (or do not fit at all);
-    then the fewest stacked tables whose every line fits the console."""
+def _count_column(name: str, count: Callable[[Row], int]) -> Column:
+    return Column(name, lambda row: str(count(row)))
 
-    def pack(numbered: bool) -> list[list[Metric]] | None:
-        """Metrics greedily into tables in column order; None if one does not fit alone."""
-        chunks: list[list[Metric]] = [[]]
-        for metric in metrics:
-            first = len(chunks) == 1
-            if _fits(
-                console, _table(rows, [*chunks[-1], metric], counts if first else [], numbered)
-            ):
-                chunks[-1].append(metric)
-            elif chunks[-1] and _fits(console, _table(rows, [metric], [], numbered)):
-                chunks.append([metric])
+
+def _metric_column(metric: Metric) -> Column:
+    return Column(metric.label, lambda row: cell(row.stats[metric.key], metric))
+
+
+def _fit(parts: Sequence[_Part], console: Console) -> _Layout:
+    """Labels in the tables unless they cost an extra stacked table (or do not fit at
+    all) in any part; then the fewest stacked tables whose every line fits the console.
+    One choice for all parts, so that a group has one name throughout."""
+
+    def pack(part: _Part, numbered: bool) -> list[list[Column]] | None:
+        """Units greedily into tables in column order; None if one does not fit alone."""
+        name = _namer(numbered)
+        chunks: list[list[Column]] = [[]]
+        for unit in part.units:
+            lead = part.lead if len(chunks) == 1 else []
+            if _fits(console, _table(part.entries, [*chunks[-1], *unit], lead, name)):
+                chunks[-1].extend(unit)
+            elif chunks[-1] and _fits(console, _table(part.entries, unit, [], name)):
+                chunks.append(list(unit))
             else:
                 return None
-        if not metrics and not _fits(console, _table(rows, [], counts, numbered)):
+        if not part.units and not _fits(console, _table(part.entries, [], part.lead, name)):
             return None
         return chunks
 
-    labelled = pack(numbered=False)
-    numbered = pack(numbered=True)
-    if labelled is not None and (numbered is None or len(labelled) <= len(numbered)):
-        return _Layout(numbered=False, chunks=labelled)
-    if numbered is not None:
-        return _Layout(numbered=True, chunks=numbered)
-    # Too narrow even for numbers: one metric per table, and rich squeezes what remains.
-    return _Layout(numbered=True, chunks=[[m] for m in metrics] or [[]])
+    labelled = [pack(part, numbered=False) for part in parts]
+    numbered = [pack(part, numbered=True) for part in parts]
+    if all(
+        lab is not None and (num is None or len(lab) <= len(num))
+        for lab, num in zip(labelled, numbered, strict=True)
+    ):
+        return _Layout(numbered=False, chunks=[lab for lab in labelled if lab is not None])
+    # Too narrow even for numbers: one unit per table, and rich squeezes what remains.
+    return _Layout(
+        numbered=True,
+        chunks=[
+            num if num is not None else [list(unit) for unit in part.units] or [[]]
+            for part, num in zip(parts, numbered, strict=True)
+        ],
+    )
 
 
 def _fits(console: Console, table: Table) -> bool:
@@ -130,10 +164,10 @@ def _fits(console: Console, table: Table) -> bool:
 
 
 def _table(
-    rows: Sequence[Row],
-    metrics: Sequence[Metric],
-    counts: Sequence[tuple[str, Callable[[Row], int]]],
-    numbered: bool,
+    entries: Sequence[tuple[int, Row]],
+    columns: Sequence[Column],
+    lead: Sequence[Column],
+    name: Callable[[int, Row], str],
 ) -> Table:
     from rich import box
     from rich.table import Table
@@ -142,23 +176,28 @@ def _table(
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 0, 0, 1), pad_edge=False)
     table.add_column("group", no_wrap=True)
     table.add_column("n", justify="right", no_wrap=True)
-    for name, _ in counts:
-        table.add_column(name, justify="right", no_wrap=True)
-    for metric in metrics:
-        table.add_column(metric.label, justify="right", no_wrap=True)
-    for i, row in enumerate(rows):
+    for column in [*lead, *columns]:
+        table.add_column(column.header, justify="right", no_wrap=True)
+    for i, row in entries:
         table.add_row(
             # Text, not markup: a config value like "[1, 2]" must not read as a style.
-            Text(_name(i, row, numbered)),
+            Text(name(i, row)),
             str(row.n),
-            *(str(count(row)) for _, count in counts),
-            *(cell(row.stats[m.key], m) for m in metrics),
+            *(column.value(row) for column in [*lead, *columns]),
         )
     return table
 
 
-def _name(index: int, row: Row, numbered: bool) -> str:
-    return f"G{index + 1}" if numbered else row.short_label
+def _namer(numbered: bool, labelled: bool = False) -> Callable[[int, Row], str]:
+    """How row i is called: its short label, or G<i + 1>, with its label where a sentence
+    names it (a note, the baseline), so that nobody has to look it up in the legend."""
+
+    def name(index: int, row: Row) -> str:
+        if not numbered:
+            return row.short_label
+        return f"G{index + 1} ({row.short_label})" if labelled else f"G{index + 1}"
+
+    return name
 
 
 def _legend(rows: Sequence[Row]) -> Table:

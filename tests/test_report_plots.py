@@ -1,0 +1,234 @@
+"""The report's pictures (val_loss.png, final_metrics.png) and its W&B run, on fake runs
+with a history.csv each."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import matplotlib.image
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dmx import report as rep
+from dmx.cli import app
+from dmx.errors import UserError
+from dmx.report.plots import PIXELS, curve
+from dmx.runs import (
+    CONFIG_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    atomic_write_text,
+    write_history,
+    write_json,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def write_run(
+    path: Path,
+    seed: int,
+    copies: int | None,
+    losses: list[float] | None,
+    steps: list[int] | None = None,
+    **config: Any,
+) -> Path:
+    """A done run; ``losses`` its validation losses at ``steps`` (10, 20, ... by default),
+    None for a run older than history.csv."""
+    strategy = "dynamic" if copies is None else f"static(K={copies})"
+    final = losses[-1] if losses else 2.0
+    write_json(
+        path / METRICS_FILE,
+        {
+            "status": "done",
+            "seed": seed,
+            "mask_strategy": strategy,
+            "final_val_loss": final,
+            "best_val_loss": min(losses) if losses else final,
+            "final_val_acc": 0.3 - 0.01 * final,
+            "final_train_loss": final - 0.2,
+            "tokens_per_s": 1000.0,
+        },
+    )
+    run_config = {"seed": seed, "mask": {"copies": copies, "prob": 0.15}, **config}
+    atomic_write_text(path / CONFIG_FILE, yaml.safe_dump(run_config, sort_keys=False))
+    if losses is not None:
+        steps = steps or [10 * (i + 1) for i in range(len(losses))]
+        write_history(
+            path / HISTORY_FILE,
+            [
+                {"epoch": i + 1, "step": s, "val_loss": v, "val_acc": 0.1}
+                for i, (s, v) in enumerate(zip(steps, losses, strict=True))
+            ],
+        )
+    return path
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    """static(K=1) with 3 seeds, dynamic with 2 (min–max band), 4 validations each."""
+    root = tmp_path / "sweep"
+    for seed in range(3):
+        write_run(root / f"static_s{seed}", seed, 1, [5.0, 4.0, 3.5 + 0.1 * seed, 3.4 + seed])
+    for seed in range(2):
+        write_run(root / f"dynamic_s{seed}", seed, None, [5.0, 3.8, 3.0 - 0.2 * seed, 2.9])
+    return root
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the PNG's IHDR chunk, which must come first."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_both_pngs_are_written_at_their_size(sweep: Path, tmp_path: Path) -> None:
+    out = tmp_path / "figures" / "new"  # made, parents too
+    rows = rep.load(sweep, baseline="mask=static")
+    written = rep.write_plots(rows, out, "sweep")
+    assert written == [out / "val_loss.png", out / "final_metrics.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["final_metrics.png", "val_loss.png"]
+    assert PIXELS == (1320, 780)
+    for path in written:
+        assert png_size(path) == PIXELS
+        assert matplotlib.image.imread(path).shape == (780, 1320, 4)
+
+
+def test_curve_is_the_mean_and_std_on_shared_steps(sweep: Path) -> None:
+    rows = {row.label: row for row in rep.load(sweep)}
+    static = curve(rows["mask=static(K=1)"])
+    assert static is not None and static.n == 3
+    assert static.steps.tolist() == [10, 20, 30, 40]
+    last = [3.4, 4.4, 5.4]
+    assert static.mean[-1] == pytest.approx(np.mean(last))
+    assert static.high[-1] - static.mean[-1] == pytest.approx(1.0)  # sample std of 3.4, 4.4, 5.4
+    assert static.low[-1] == pytest.approx(np.mean(last) - 1.0)
+
+    dynamic = curve(rows["mask=dynamic"])  # two seeds: the band is their range
+    assert dynamic is not None and dynamic.n == 2
+    assert dynamic.mean.tolist() == pytest.approx([5.0, 3.8, 2.9, 2.9])
+    assert (dynamic.low[2], dynamic.high[2]) == pytest.approx((2.8, 3.0))
+
+
+def test_curve_interpolates_when_validation_schedules_differ(tmp_path: Path) -> None:
+    write_run(tmp_path / "a", 0, 1, [4.0, 3.0, 2.0], steps=[10, 20, 30])
+    write_run(tmp_path / "b", 1, 1, [5.0, 3.0], steps=[15, 35])
+    (row,) = rep.load(tmp_path)
+    c = curve(row)
+    assert c is not None
+    # The union of steps within the range both runs cover: 15 to 30.
+    assert c.steps.tolist() == [15, 20, 30]
+    a = [3.5, 3.0, 2.0]  # run a at 15 interpolated between 4.0 and 3.0
+    b = [5.0, 5.0 - 2.0 * 5 / 20, 5.0 - 2.0 * 15 / 20]
+    assert c.mean.tolist() == pytest.approx([(x + y) / 2 for x, y in zip(a, b, strict=True)])
+
+
+def test_runs_stopping_early_keep_the_steps_all_share(tmp_path: Path) -> None:
+    write_run(tmp_path / "a", 0, 1, [4.0, 3.0, 2.0, 1.5])
+    write_run(tmp_path / "b", 1, 1, [4.2, 3.2])
+    (row,) = rep.load(tmp_path)
+    c = curve(row)
+    assert c is not None
+    assert (c.steps.tolist(), c.mean.tolist()) == ([10, 20], pytest.approx([4.1, 3.1]))
+
+
+def test_eight_groups_with_long_labels(tmp_path: Path) -> None:
+    for g in range(8):
+        for seed in range(3):
+            write_run(
+                tmp_path / f"g{g}_s{seed}",
+                seed,
+                [1, 10, None][g % 3],
+                [6.0, 4.0 + 0.1 * g, 3.0 + 0.1 * g + 0.05 * seed],
+                model={"name": f"model_{g // 3}", "d_model": 128 * (1 + g // 3)},
+                data={"name": "wikitext-103-raw", "path": f"/datasets/corpus_{g % 2}/train.txt"},
+            )
+    rows = rep.load(tmp_path)
+    assert len(rows) == 8
+    written = rep.write_plots(rows, tmp_path / "plots", "a sweep with eight groups")
+    assert [png_size(p) for p in written] == [PIXELS, PIXELS]
+
+
+def test_runs_without_history_leave_out_the_loss_plot(tmp_path: Path) -> None:
+    write_run(tmp_path / "run" / "a", 0, 1, None)
+    out = tmp_path / "plots"
+    with pytest.warns(rep.PlotWarning, match="no done run has a readable history.csv"):
+        written = rep.write_plots(rep.load(tmp_path / "run"), out, "old runs")
+    assert written == [out / "final_metrics.png"]
+
+
+def test_plot_onto_a_file_is_refused(sweep: Path, tmp_path: Path) -> None:
+    target = tmp_path / "taken.png"
+    target.write_bytes(b"not a folder")
+    with pytest.raises(UserError) as info:
+        rep.write_plots(rep.load(sweep), target, "sweep")
+    assert str(info.value) == f"--plot wants a folder to write PNGs into; {target} is a file"
+    result = CliRunner().invoke(app, ["report", str(sweep), "--plot", str(target)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert (
+        result.stderr
+        == f"dmx: error: --plot wants a folder to write PNGs into; {target} is a file\n"
+    )
+    assert target.read_bytes() == b"not a folder"
+
+
+def test_cli_plot_prints_the_paths(sweep: Path, tmp_path: Path) -> None:
+    out = tmp_path / "figs"
+    result = CliRunner().invoke(
+        app, ["report", str(sweep), "--baseline", "mask=static", "--plot", str(out), "-f", "md"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"wrote {out / 'val_loss.png'}",
+        f"wrote {out / 'final_metrics.png'}",
+    ]
+    assert result.stdout.startswith("| group | n |")  # the report itself stays clean
+
+
+def test_wandb_offline_writes_a_report_run(sweep: Path, tmp_path: Path) -> None:
+    """The conftest sets WANDB_MODE=offline and WANDB_DIR=tmp_path."""
+    result = CliRunner().invoke(
+        app, ["report", str(sweep), "--baseline", "mask=static", "--wandb", "-f", "json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    assert len(list(run_dir.glob("run-*.wandb"))) == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"W&B report run saved offline in {run_dir}; upload it with: wandb sync {run_dir}"
+    )
+    # The table: label, n, statistics, and the comparison, as logged.
+    (table_file,) = (run_dir / "files" / "media" / "table").glob("report_*.table.json")
+    table = json.loads(table_file.read_text())
+    columns = table["columns"]
+    assert columns[:5] == [
+        "label",
+        "n",
+        "final_val_loss_mean",
+        "final_val_loss_std",
+        "final_val_loss_ci95",
+    ]
+    assert columns[-7:] == [
+        "baseline",
+        "final_val_loss_delta",
+        "final_val_loss_p",
+        "best_val_loss_delta",
+        "best_val_loss_p",
+        "final_val_acc_delta",
+        "final_val_acc_p",
+    ]
+    dynamic = dict(zip(columns, table["data"][0], strict=True))
+    report = json.loads(result.stdout)
+    assert dynamic["label"] == "mask=dynamic"
+    assert dynamic["final_val_loss_delta"] == pytest.approx(report[0]["final_val_loss"]["delta"])
+    assert dynamic["final_val_loss_delta"] == pytest.approx(2.9 - (3.4 + 4.4 + 5.4) / 3)
+    assert dynamic["final_val_loss_p"] == pytest.approx(report[0]["final_val_loss"]["p"])
+    # --wandb without --plot draws the plots in a temporary folder, for the run only.
+    media = run_dir / "files" / "media" / "images"
+    assert sorted(p.name.split("_0_")[0] for p in media.iterdir()) == ["final_metrics", "val_loss"]
