@@ -22,7 +22,31 @@ def choices(group: str) -> list[str]:
     "override", [f"{g}={c}" for g in GROUPS for c in choices(g)], ids=lambda o: o
 )
 def test_every_group_choice_composes_into_a_checked_config(override: str) -> None:
-    compose_checked([override])
+    compose_checked([override, *REQUIRED.get(override, [])])
+
+
+# Choices that need a value only the user can give.
+REQUIRED = {
+    "data=text": ["data.path=corpus.txt"],
+    "data=hf": ["data.name=wikitext"],
+    "finetune=tsv": ["finetune.train_path=train.tsv", "finetune.dev_path=dev.tsv"],
+    "finetune=hf": ["finetune.hf_name=glue"],
+}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data=text"], "data=text needs data.path=PATH: a .txt file or folder, .jsonl"),
+        (["data=hf"], "data=hf needs data.name=DATASET (e.g. data.name=wikitext"),
+        (["finetune=tsv"], "finetune=tsv needs finetune.train_path=... and finetune.dev_path="),
+        (["finetune=hf"], "finetune=hf needs finetune.hf_name=... (e.g. finetune.hf_name=glue"),
+    ],
+)
+def test_a_choice_missing_its_required_value_says_which(overrides: list[str], message: str) -> None:
+    with pytest.raises(UserError) as caught:
+        compose_checked(overrides)
+    assert str(caught.value).startswith(message)
 
 
 def test_every_group_has_choices() -> None:
