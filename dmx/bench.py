@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import default_collate
 
 from dmx.config import DataConfig
-from dmx.data.embedded import load_or_build
+from dmx.data.corpora import load_corpus
 from dmx.data.tokenizer import MASK_ID, N_SPECIAL
 from dmx.errors import UserError
 from dmx.masking import TokenMasker
@@ -71,17 +71,14 @@ def bench_masking(
 ) -> tuple[list[Timing], Timing]:
     """Every strategy and HuggingFace's collator, each timed over ``batches`` batches per
     round for ``rounds`` alternating rounds, on the embedded corpus (real word starts)."""
-    corpus = load_or_build(DataConfig(seq_len=seq_len, batch_size=batch_size))
+    corpus = load_corpus(DataConfig(seq_len=seq_len, batch_size=batch_size), require_batch=False)
     n = min(len(corpus.train), batch_size * batches)
     if n < batch_size:
         raise UserError(f"the corpus has {n} sequences of {seq_len}; lower --batch-size")
+    rows = [corpus.train[i] for i in range(n)]
     examples = [
-        {
-            "input_ids": torch.as_tensor(corpus.train[i], dtype=torch.int64),
-            "word_starts": torch.as_tensor(corpus.train_words[i], dtype=torch.bool),
-            "index": torch.tensor(i),
-        }
-        for i in range(n)
+        {"input_ids": ids, "word_starts": starts, "index": torch.tensor(i)}
+        for i, (ids, starts) in enumerate(rows)
     ]
     chunks = [examples[i : i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
     maskers = {

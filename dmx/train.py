@@ -4,8 +4,12 @@
 ``dmx sweep`` hand it their arguments), so multirun, launchers and Lightning's process
 re-launch all keep working. ``train`` builds the data, model, task and trainer from the
 config and a run folder, and is what tests call. Everything it assembles lives elsewhere:
-the DataModule in :mod:`dmx.data`, the model in :mod:`dmx.model`, the LightningModule in
+the DataModules in :mod:`dmx.data`, the model in :mod:`dmx.model`, the LightningModules in
 :mod:`dmx.tasks`, the run-folder callback in :mod:`dmx.callbacks`.
+
+A run pretrains, then (``finetune=...``) fine-tunes the same encoder on a labelled task in a
+second Trainer and adds the dev scores to metrics.json; ``trainer.max_epochs=0`` skips
+pretraining, so the classifier is trained from the encoder's initialisation.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,13 +29,16 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from dmx import provenance
 from dmx.callbacks import RunFolder
 from dmx.config import Config, ImplConfig, ModelConfig, to_config
 from dmx.data.datamodule import MLMDataModule
+from dmx.data.labelled import LabelledDataModule, load_task
 from dmx.errors import UserError, error_line
 from dmx.model import EncoderShape, MaskedLM
 from dmx.runs import CONFIG_FILE, RunFolderBusy, RunLock, atomic_write_text
-from dmx.tasks import MLMModule
+from dmx.tasks import ClassifierModule, MLMModule
+from dmx.tasks.classify import DEV_METRICS
 
 log = logging.getLogger("dmx")
 
@@ -63,7 +71,16 @@ def encoder_shape(model: ModelConfig, vocab_size: int, gate: bool = False) -> En
     return EncoderShape(vocab_size=vocab_size, gate=gate, **settings)
 
 
-def _trainer(config: Config, callbacks: list[L.Callback], logger: Any, run_dir: Path) -> L.Trainer:
+def _trainer(
+    config: Config,
+    callbacks: list[L.Callback],
+    logger: Any,
+    run_dir: Path,
+    max_epochs: int | None = None,
+) -> L.Trainer:
+    """A Trainer as ``impl`` and ``trainer`` say; ``max_epochs`` overrides the pretraining
+    length (fine-tuning has its own), while ``trainer.max_steps`` caps both, so a smoke
+    run stays short end to end."""
     impl = config.impl
     if impl.progress_bar:
         callbacks.append(L.pytorch.callbacks.RichProgressBar(refresh_rate=5, leave=True))
@@ -71,7 +88,7 @@ def _trainer(config: Config, callbacks: list[L.Callback], logger: Any, run_dir: 
         accelerator=impl.accelerator,
         devices=impl.devices,
         precision=resolve_precision(impl),
-        max_epochs=config.trainer.max_epochs,
+        max_epochs=config.trainer.max_epochs if max_epochs is None else max_epochs,
         max_steps=config.trainer.max_steps,
         gradient_clip_val=config.trainer.grad_clip or None,
         logger=logger or False,
@@ -115,6 +132,8 @@ def _train_locked(config: Config, run_dir: Path, make_logger: Any) -> dict[str, 
     logger = None
     try:
         L.seed_everything(config.seed, workers=True, verbose=False)
+        # Set up even when pretraining is skipped: its tokenizer and vocabulary are the
+        # encoder's, and the classifier reads text through them.
         data = MLMDataModule(
             config.data,
             config.mask,
@@ -124,8 +143,13 @@ def _train_locked(config: Config, run_dir: Path, make_logger: Any) -> dict[str, 
         )
         data.setup("fit")
         strategy = data.train_masker.strategy
-        folder.write_summary(mask_strategy=strategy, attention=config.attention.pattern)
+        pretrained = config.trainer.max_epochs > 0
+        folder.write_summary(
+            mask_strategy=strategy, attention=config.attention.pattern, pretrained=pretrained
+        )
         log.info("corpus: %s", data.corpus.stats if data.corpus else None)
+        # Read and checked before pretraining: a bad TSV file costs seconds, not a run.
+        labelled = _labelled_data(config, data) if config.finetune.name != "none" else None
         copies = config.mask.copies
         if copies is not None and copies >= config.trainer.max_epochs > 1:
             log.warning(
@@ -138,14 +162,16 @@ def _train_locked(config: Config, run_dir: Path, make_logger: Any) -> dict[str, 
         torch.manual_seed(config.seed)
         gate = config.attention.pattern == "learned_gate"
         model = MaskedLM(encoder_shape(config.model, data.vocab_size, gate=gate))
-        module = MLMModule(model, config.optim, config.attention, seed=config.seed)
         logger = make_logger(config, run_dir, strategy)
-        trainer = _trainer(config, [folder], logger.lightning if logger else None, run_dir)
-        trainer.fit(module, datamodule=data)
-        if trainer.interrupted:
-            raise KeyboardInterrupt("training was interrupted")
-        if not folder.history:  # trainer.max_steps stopped it before the first validation
-            trainer.validate(module, datamodule=data, verbose=False)
+        if pretrained:
+            _pretrain(config, data, model, folder, logger, run_dir)
+        else:
+            log.info("trainer.max_epochs=0: no pretraining; the encoder keeps its initialisation")
+        if labelled is not None:
+            scores, facts = finetune(config, model, labelled, run_dir)
+            # Without pretraining no fit has recorded where and how the run computed.
+            folder.write_summary(**{k: v for k, v in facts.items() if k not in folder.summary})
+            folder.write_summary(**scores)
         folder.finish()
     except BaseException as err:
         folder.fail(err)
@@ -156,6 +182,88 @@ def _train_locked(config: Config, run_dir: Path, make_logger: Any) -> dict[str, 
     return folder.summary
 
 
+def _pretrain(
+    config: Config,
+    data: MLMDataModule,
+    model: MaskedLM,
+    folder: RunFolder,
+    logger: Any,
+    run_dir: Path,
+) -> None:
+    """Masked-language-model pretraining; ``folder`` records its history and metrics."""
+    module = MLMModule(model, config.optim, config.attention, seed=config.seed)
+    trainer = _trainer(config, [folder], logger.lightning if logger else None, run_dir)
+    trainer.fit(module, datamodule=data)
+    if trainer.interrupted:
+        raise KeyboardInterrupt("training was interrupted")
+    if not folder.history:  # trainer.max_steps stopped it before the first validation
+        trainer.validate(module, datamodule=data, verbose=False)
+
+
+def _labelled_data(config: Config, data: MLMDataModule) -> LabelledDataModule:
+    """The fine-tuning task, read, checked and tokenized with the pretraining tokenizer."""
+    assert data.corpus is not None, "set up the MLM data first: its tokenizer is needed"
+    ft = config.finetune
+    task = load_task(ft, corpus_seed=config.data.corpus_seed)
+    log.info(
+        "fine-tuning task %s: %d classes, %d train / %d dev examples",
+        task.name,
+        task.n_classes,
+        len(task.train_labels),
+        len(task.dev_labels),
+    )
+    return LabelledDataModule(
+        task,
+        data.corpus.tokenizer,
+        seq_len=config.data.seq_len,
+        batch_size=ft.batch_size,
+        seed=ft.seed,
+        num_workers=config.impl.num_workers,
+    )
+
+
+def finetune(
+    config: Config, encoder: MaskedLM, labelled: LabelledDataModule, run_dir: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fine-tune ``encoder`` (in place) on the labelled task and score it on the dev split.
+
+    A second Trainer, with the run's devices and precision and its own length
+    (finetune.epochs), seeded with finetune.seed so that the head's initialisation, dropout
+    and data order are the same whatever pretraining did. The encoder keeps the attention
+    pattern it was pretrained under (keyed by the run's seed). No logger: the scores reach
+    metrics.json, and W&B's summary from there. Returns the metrics.json fields, and facts
+    about the machine for a run that has no pretraining to record them.
+    """
+    ft, task = config.finetune, labelled.task
+    started = time.perf_counter()
+    L.seed_everything(ft.seed, workers=True, verbose=False)
+    module = ClassifierModule(encoder, task.n_classes, ft, config.attention, seed=config.seed)
+    trainer = _trainer(config, [], None, run_dir, max_epochs=ft.epochs)
+    trainer.fit(module, datamodule=labelled)
+    if trainer.interrupted:
+        raise KeyboardInterrupt("fine-tuning was interrupted")
+    if not module.scores:  # trainer.max_steps stopped it before the end of an epoch
+        trainer.validate(module, datamodule=labelled, verbose=False)
+    scores = {
+        "finetune_task": task.name,
+        "finetune_classes": task.n_classes,
+        "finetune_train_examples": len(task.train_labels),
+        "finetune_dev_examples": len(task.dev_labels),
+        **{f"finetune_{name}": module.scores[name] for name in DEV_METRICS},
+        "finetune_dev_loss": module.scores["loss"],
+        "finetune_steps": trainer.global_step,
+        "finetune_s": round(time.perf_counter() - started, 3),
+    }
+    device = trainer.strategy.root_device
+    facts = {
+        "device": provenance.device_name(device),
+        "precision": str(trainer.precision),
+        "peak_mem_kind": provenance.peak_mem_kind(device),
+        "parameters": encoder.num_parameters(non_embedding=False),
+    }
+    return scores, facts
+
+
 def _closing_line(summary: dict[str, Any], run_dir: Path) -> str:
     """The one line a finished run ends with; any figure that was not measured reads n/a."""
 
@@ -163,10 +271,22 @@ def _closing_line(summary: dict[str, Any], run_dir: Path) -> str:
         value = summary.get(key)
         return "n/a" if value is None else format(value, spec)
 
+    if summary.get("pretrained", True):
+        pretraining = (
+            f"val loss {figure('final_val_loss', '.3f')} (best {figure('best_val_loss', '.3f')} "
+            f"at epoch {summary.get('best_val_epoch')}), val acc {figure('final_val_acc', '.1%')}, "
+            f"{figure('tokens_per_s', ',.0f')} tokens/s"
+        )
+    else:
+        pretraining = "no pretraining"
+    finetuned = ""
+    if "finetune_task" in summary:
+        finetuned = (
+            f"; {summary['finetune_task']}: dev acc {figure('finetune_acc', '.1%')}, "
+            f"macro-F1 {figure('finetune_f1', '.3f')}"
+        )
     return (
-        f"done: {summary.get('mask_strategy', '?')}, val loss {figure('final_val_loss', '.3f')} "
-        f"(best {figure('best_val_loss', '.3f')} at epoch {summary.get('best_val_epoch')}), "
-        f"val acc {figure('final_val_acc', '.1%')}, {figure('tokens_per_s', ',.0f')} tokens/s; "
+        f"done: {summary.get('mask_strategy', '?')}, {pretraining}{finetuned}; "
         f"run folder: {run_dir}"
     )
 
@@ -190,4 +310,4 @@ def main(cfg: DictConfig) -> float | None:
     return summary.get("final_val_loss")
 
 
-__all__ = ["encoder_shape", "main", "resolve_precision", "train"]
+__all__ = ["encoder_shape", "finetune", "main", "resolve_precision", "train"]

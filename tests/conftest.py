@@ -39,7 +39,15 @@ TINY = [
 DMX = str(Path(sys.executable).with_name("dmx"))
 
 # Figures that measure the machine, not the experiment: they differ between identical runs.
-TIMINGS = {"wall_s", "train_s", "tokens_per_s", "peak_mem_mb", "mask_time_s", "mask_time_share"}
+TIMINGS = {
+    "wall_s",
+    "train_s",
+    "tokens_per_s",
+    "peak_mem_mb",
+    "mask_time_s",
+    "mask_time_share",
+    "finetune_s",
+}
 
 
 def make_config(*overrides: str) -> Config:

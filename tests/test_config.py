@@ -128,7 +128,7 @@ def test_every_model_setting_reaches_the_encoder_by_name() -> None:
         (["model=huge"], "choose one of: base, small, tiny"),
         (
             ["experiment=nope"],
-            "choose one of: attention_masks, dupe_factor, mask_rate, static_vs_dynamic, strategies",
+            "choose one of: attention_classify, attention_masks, dupe_factor, mask_rate,",
         ),
         (["data.seq_len=512"], "exceeds model.max_seq_len"),
         (["model.n_heads=3"], "divisible by model.n_heads"),

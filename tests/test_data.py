@@ -1,15 +1,22 @@
-"""The embedded corpus pipeline: cache, packing, tokenizer, and masks that ignore the loader."""
+"""The embedded corpus pipeline: cache, packing, tokenizer, and masks that ignore the loader.
+
+Other corpora (files, datasets, layouts, errors) are tested in test_corpora.py."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from dmx.config import DataConfig, MaskConfig
+from dmx.data.cache import word_starts_array
+from dmx.data.corpora import load_corpus
 from dmx.data.datamodule import EpochKeyedSampler, MLMDataModule
-from dmx.data.embedded import load_or_build, pack, word_starts
+from dmx.data.embedded import load_or_build
+from dmx.data.sequences import pack, word_starts
 from dmx.data.tokenizer import CLS_ID, MASK_ID, N_SPECIAL, PAD_ID, SEP_ID, SPECIAL_TOKENS
 
 
@@ -34,7 +41,7 @@ def test_a_word_cut_by_a_sequence_boundary_starts_again_after_cls() -> None:
 def test_word_starts_follow_the_tokenizers_words(tmp_path: Path) -> None:
     from dmx.data import corpus as generator
 
-    corpus = load_or_build(small_data(), tmp_path)
+    corpus = load_corpus(small_data(), tmp_path)
     doc = generator.generate_documents(0, 1)[0]
     encoding = corpus.tokenizer.encode(doc, add_special_tokens=False)
     words: list[str] = []
@@ -45,9 +52,15 @@ def test_word_starts_follow_the_tokenizers_words(tmp_path: Path) -> None:
             words[-1] += token
     assert words == doc.split()
     assert len(encoding.tokens) > len(words)  # some words are split into pieces
-    assert corpus.train_words.shape == corpus.train.shape
-    assert (corpus.train_words[:, :2] == 1).all()
-    assert 0 < (corpus.train_words == 0).mean() < 0.5
+    train, train_words = corpus.train.to_numpy()
+    assert train_words.shape == train.shape
+    assert (train_words[:, :2] == 1).all()
+    assert 0 < (train_words == 0).mean() < 0.5
+
+
+def test_word_starts_are_computed_as_the_reference_says() -> None:
+    for word_ids in ([], [0], [0, 0, 1, 1, 1, 2], [None, 0, 0, None, None, 1, 1], [3, 3, 4]):
+        assert word_starts_array(word_ids).tolist() == word_starts(word_ids)
 
 
 def test_corpus_is_built_once_then_reused(tmp_path: Path) -> None:
@@ -61,14 +74,72 @@ def test_corpus_is_built_once_then_reused(tmp_path: Path) -> None:
     # Every special token has its fixed id, and no ordinary token takes one.
     assert [first.tokenizer.token_to_id(t) for t in SPECIAL_TOKENS] == list(range(N_SPECIAL))
     assert first.train.shape[1] == 32 and (first.train[:, 0] == CLS_ID).all()
+    # Another sequence length reuses the same token cache: no second folder.
+    assert load_corpus(small_data(seq_len=16), tmp_path).folder == next(tmp_path.iterdir())
 
 
 def test_a_damaged_cache_is_rebuilt(tmp_path: Path) -> None:
     cfg = small_data()
     built = load_or_build(cfg, tmp_path)
     folder = next(tmp_path.iterdir())
-    (folder / "train.npy").write_bytes(b"not an array")
+    (folder / "train.ids.npy").write_bytes(b"not an array")
     assert (load_or_build(cfg, tmp_path).train == built.train).all()
+
+
+def _sha(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array, dtype=np.int32).tobytes()).hexdigest()[:16]
+
+
+# Recorded from dmx.data.embedded.build before the memory-mapped cache replaced it: the
+# embedded corpus' rows must never change, or published results (make demo) would.
+TINY_ROWS = {
+    0: (
+        [2, 55, 64, 7, 22, 41, 62, 109, 187, 6, 33, 18, 27, 193, 38, 34]
+        + [231, 58, 31, 25, 27, 54, 9, 244, 6, 151, 64, 40, 36, 20, 228, 97],
+        "11111001111100011001000011111001",
+    ),
+    137: (
+        [2, 9, 240, 11, 125, 17, 39, 22, 35, 12, 99, 26, 6, 21, 48, 173]
+        + [5, 11, 60, 114, 245, 221, 10, 63, 193, 38, 6, 7, 91, 80, 76, 48],
+        "11001001000011011100101000111001",
+    ),
+    285: ([2, 11, 116, 42, 25, 153, 19, 6, 3] + [0] * 23, "11100001111111111111111111111111"),
+}
+RECORDED = {
+    # (seq_len, n_docs, val_docs, vocab): sha of train, train words, val, val words
+    (32, 60, 10, 256): (
+        "15bed163c0dfae17",
+        "f7b908c22ce1308c",
+        "7427a4ddd5edfd62",
+        "401cff9cf065b6b0",
+    ),
+    (64, 450, 100, 2048): (
+        "51bbde058986ede8",
+        "8acd28723c1325e5",
+        "3ef6a7a67569034c",
+        "49477ca3026109d8",
+    ),
+    (128, 450, 100, 2048): (
+        "e9b7519afb02f504",
+        "c009e6d3183ace2f",
+        "239c7ff595551a32",
+        "95e763e547dcfde8",
+    ),
+}
+
+
+def test_the_embedded_corpus_rows_are_the_recorded_ones(tmp_path: Path) -> None:
+    for (seq_len, n_docs, val_docs, vocab), expected in RECORDED.items():
+        cfg = DataConfig(seq_len=seq_len, n_docs=n_docs, val_docs=val_docs, vocab_size=vocab)
+        corpus = load_corpus(cfg, tmp_path)
+        arrays = (*corpus.train.to_numpy(), *corpus.val.to_numpy())
+        assert tuple(_sha(a) for a in arrays) == expected, seq_len
+        if seq_len == 32:
+            for i, (ids, words) in TINY_ROWS.items():
+                assert arrays[0][i].tolist() == ids
+                assert "".join(map(str, arrays[1][i].tolist())) == words
+            assert (len(corpus.train), len(corpus.val)) == (286, 58)
+    assert len(list(tmp_path.iterdir())) == 2  # seq_len 64 and 128 share one token cache
 
 
 def test_sampler_order_is_a_function_of_seed_and_epoch() -> None:

@@ -177,6 +177,36 @@ def test_closing_line_reads_na_for_figures_never_measured() -> None:
     )
 
 
+def test_closing_line_adds_the_downstream_scores_and_says_when_pretraining_was_skipped() -> None:
+    summary = {
+        "mask_strategy": "dynamic",
+        "pretrained": True,
+        "final_val_loss": 5.6081,
+        "best_val_loss": 5.6,
+        "best_val_epoch": 3,
+        "final_val_acc": 0.1401,
+        "tokens_per_s": 1234.5,
+        "finetune_task": "embedded",
+        "finetune_acc": 0.8125,
+        "finetune_f1": 0.79,
+    }
+    assert _closing_line(summary, Path("runs/x")) == (
+        "done: dynamic, val loss 5.608 (best 5.600 at epoch 3), val acc 14.0%, 1,234 tokens/s; "
+        "embedded: dev acc 81.2%, macro-F1 0.790; run folder: runs/x"
+    )
+    scratch = {
+        "mask_strategy": "static(K=1)",
+        "pretrained": False,
+        "finetune_task": "tsv:train.tsv",
+        "finetune_acc": None,
+        "finetune_f1": 0.5,
+    }
+    assert _closing_line(scratch, Path("runs/y")) == (
+        "done: static(K=1), no pretraining; tsv:train.tsv: dev acc n/a, macro-F1 0.500; "
+        "run folder: runs/y"
+    )
+
+
 def test_train_is_importable_without_hydra_running(tmp_path: Path) -> None:
     """``train`` needs a checked Config and a folder, nothing of Hydra's runtime."""
     summary = train(make_config("trainer.max_steps=1"), tmp_path / "direct")

@@ -21,7 +21,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dmx.config import DataConfig, MaskConfig
-from dmx.data.embedded import TokenizedCorpus, load_or_build
+from dmx.data.corpora import Corpus, load_corpus
+from dmx.data.sequences import Sequences
 from dmx.data.tokenizer import MASK_ID, N_SPECIAL, PAD_ID
 from dmx.masking import EVAL_KEY, TokenMasker, rate_at
 from dmx.masking.diagnostics import MaskStats
@@ -29,20 +30,20 @@ from dmx.masking.keyed import base_hash
 
 
 class IndexedSequences(Dataset):
-    """Rows of a token array, each returned with its row index (the mask's key) and the word
+    """A split's rows, each returned with its row index (the mask's key) and the word
     starts beside it (whole-word and span masking need them)."""
 
-    def __init__(self, ids: Any, word_starts: Any) -> None:
-        self.ids = torch.as_tensor(ids, dtype=torch.int64)
-        self.word_starts = torch.as_tensor(word_starts, dtype=torch.bool)
+    def __init__(self, rows: Sequences) -> None:
+        self.rows = rows
 
     def __len__(self) -> int:
-        return self.ids.shape[0]
+        return len(self.rows)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        ids, word_starts = self.rows[i]
         return {
-            "input_ids": self.ids[i],
-            "word_starts": self.word_starts[i],
+            "input_ids": ids,
+            "word_starts": word_starts,
             "index": torch.tensor(i, dtype=torch.int64),
         }
 
@@ -65,7 +66,7 @@ class EpochKeyedSampler(Sampler[int]):
 
 
 class MLMDataModule(L.LightningDataModule):
-    """The embedded corpus, shuffled by seed and masked by the configured strategy."""
+    """The configured corpus, shuffled by seed and masked by the configured strategy."""
 
     def __init__(
         self,
@@ -78,13 +79,13 @@ class MLMDataModule(L.LightningDataModule):
         super().__init__()
         self.cfg, self.mask_cfg, self.seed = data, mask, seed
         self.num_workers, self.cache_dir = num_workers, cache_dir
-        self.corpus: TokenizedCorpus | None = None
+        self.corpus: Corpus | None = None
         self.stats = MaskStats()
         self._total_steps: int | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is None:
-            self.corpus = load_or_build(self.cfg, self.cache_dir)
+            self.corpus = load_corpus(self.cfg, self.cache_dir)
         vocab = self.corpus.vocab_size
         m = self.mask_cfg
         self.train_masker = TokenMasker(
@@ -120,12 +121,12 @@ class MLMDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         assert self.corpus is not None
-        data = IndexedSequences(self.corpus.train, self.corpus.train_words)
+        data = IndexedSequences(self.corpus.train)
         return self._loader(data, sampler=EpochKeyedSampler(len(data), self.seed))
 
     def val_dataloader(self) -> DataLoader:
         assert self.corpus is not None
-        data = IndexedSequences(self.corpus.val, self.corpus.val_words)
+        data = IndexedSequences(self.corpus.val)
         return self._loader(data, sampler=None)
 
     def _loader(self, data: Dataset, sampler: Sampler | None) -> DataLoader:

@@ -1,0 +1,422 @@
+"""Token streams on disk, memory-mapped: each corpus is tokenized once, then reused.
+
+A split is stored as ONE flat stream of token ids (every document followed by [SEP]), a
+parallel stream of word starts (1 where a word begins) and the offsets where each document
+begins, as .npy files read back with ``np.load(mmap_mode="r")``: a second run opens them in
+milliseconds and pages in only the rows it reads, so a corpus larger than memory trains
+without ever sitting in RAM. Sequences are cut from the streams at load time
+(dmx.data.sequences), so one cache serves every sequence length, batch size and packing.
+
+The folder is ``<cache_dir>/<name>-<fingerprint>/``; the fingerprint covers everything
+that changes the streams (the corpus' content, every parsing setting, the tokenizer, and
+FORMAT_VERSION) and nothing else. Files are written under temporary names and renamed, and
+``meta.json`` is written last: its presence marks a complete cache, and a cache that fails
+to load (a file missing, truncated or corrupt) is rebuilt, never fatal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tokenizers import Encoding, Tokenizer
+
+from dmx.config import DataConfig
+from dmx.data.sources import Source
+from dmx.data.tokenizer import (
+    SEP_ID,
+    file_fingerprint,
+    load_tokenizer,
+    recipe_fingerprint,
+    train_tokenizer,
+)
+from dmx.errors import UserError
+from dmx.runs import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+# Bump when the stream layout, the parsing or the splitting changes, so stale caches are
+# rebuilt rather than reused.
+FORMAT_VERSION = 4
+SPLITS = ("train", "val")
+# A document's split as the sources give it: is it a validation document?
+_SPLIT_OF = {False: "train", True: "val"}
+META = "meta.json"
+TOKENIZER = "tokenizer.json"
+# Documents per encode_batch call (the tokenizer parallelises within a batch), capped by
+# characters so a batch of long documents stays small.
+_BATCH_DOCS, _BATCH_CHARS = 1024, 4 << 20
+_COPY_CHUNK = 16 << 20  # elements per copy from the raw stream into the .npy file
+
+
+def default_cache_dir() -> Path:
+    """$DMX_CACHE_DIR, else $XDG_CACHE_HOME/dmx, else ~/.cache/dmx."""
+    if os.environ.get("DMX_CACHE_DIR"):
+        return Path(os.environ["DMX_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dmx"
+
+
+def fingerprint(cfg: DataConfig, content_hash: str) -> str:
+    """Everything that changes the token streams, and nothing else.
+
+    Not seq_len, batch_size or packing: sequences are cut at load time, so one cache
+    serves them all. Not data.path either: the content is hashed, so a moved file is the
+    same corpus and an edited one is another.
+    """
+    keys: dict[str, Any] = {"format": FORMAT_VERSION, "source": cfg.source, "name": cfg.name}
+    if cfg.source == "embedded":
+        keys |= {"corpus_seed": cfg.corpus_seed, "n_docs": cfg.n_docs, "val_docs": cfg.val_docs}
+    else:
+        keys |= {
+            "config": cfg.config,
+            "split": cfg.split,
+            "text_field": cfg.text_field,
+            "doc_split": cfg.doc_split,
+            "val_frac": cfg.val_frac,
+            "split_seed": cfg.split_seed,
+        }
+    keys["content"] = content_hash
+    keys["tokenizer"] = (
+        {"file": file_fingerprint(cfg.tokenizer)}
+        if cfg.tokenizer
+        else recipe_fingerprint(cfg.vocab_size)
+    )
+    return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def folder_name(name: str, fp: str) -> str:
+    """``<name>-<fingerprint>``, the name made safe for a folder: a hub name has a slash
+    (user_dataset), a local dataset folder is a path (its last part names it)."""
+    if Path(name).is_absolute() or name.startswith((".", "~")):
+        name = Path(name).name
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "corpus"
+    return f"{safe[-60:]}-{fp}"
+
+
+@dataclass
+class TokenStream:
+    """One split's streams, opened lazily as read-only memory maps.
+
+    Pickles as its folder and split (never the arrays), so a DataLoader worker started by
+    spawn reopens the maps instead of receiving a copy of the corpus.
+    """
+
+    folder: Path
+    split: str
+    _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def path(self, kind: str) -> Path:
+        return self.folder / f"{self.split}.{kind}.npy"
+
+    def _array(self, kind: str) -> np.ndarray:
+        if kind not in self._arrays:
+            self._arrays[kind] = np.load(self.path(kind), mmap_mode="r", allow_pickle=False)
+        return self._arrays[kind]
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Token ids, each document followed by [SEP]; uint16 or int32."""
+        return self._array("ids")
+
+    @property
+    def starts(self) -> np.ndarray:
+        """uint8, 1 where a token begins a word (a special token is a word of its own)."""
+        return self._array("starts")
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """int64, n_docs + 1: where each document begins in the stream, then its length."""
+        return self._array("offsets")
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens in the documents, the [SEP] after each not counted."""
+        return len(self.ids) - self.n_docs
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"folder": self.folder, "split": self.split, "_arrays": {}}
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    """A corpus' token streams and the tokenizer that made them."""
+
+    train: TokenStream
+    val: TokenStream
+    tokenizer: Tokenizer
+    fingerprint: str
+    folder: Path
+    meta: dict[str, Any]
+
+
+def load_or_tokenize(
+    cfg: DataConfig, source: Source, cache_dir: str | Path | None = None
+) -> Tokenized:
+    """The cached streams for this corpus and settings, tokenizing them if need be."""
+    started = time.perf_counter()
+    fp = fingerprint(cfg, source.hash_content())
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    folder = root / folder_name(cfg.name, fp)
+    if (folder / META).exists():
+        try:
+            cached = _load(folder, fp)
+            log.info("corpus: reusing cache %s (%.2f s)", folder, time.perf_counter() - started)
+            return cached
+        except Exception as err:  # a damaged cache is rebuilt, never fatal
+            log.warning("corpus: cache %s unreadable (%s); rebuilding", folder, err)
+    _build(cfg, source, folder, fp)
+    return _load(folder, fp)
+
+
+def _load(folder: Path, fp: str) -> Tokenized:
+    """Open a complete cache, checking every file against meta.json (raises if damaged)."""
+    meta = json.loads((folder / META).read_text())
+    if meta.get("format") != FORMAT_VERSION or meta.get("fingerprint") != fp:
+        raise ValueError("meta.json is from another format or corpus")
+    tokenizer = Tokenizer.from_file(str(folder / TOKENIZER))
+    if tokenizer.get_vocab_size() != meta["vocab_size"]:
+        raise ValueError("tokenizer.json does not match meta.json")
+    streams = {split: TokenStream(folder, split) for split in SPLITS}
+    for split, stream in streams.items():
+        expected = meta["splits"][split]
+        n = expected["docs"] + expected["tokens"]
+        if stream.ids.shape != (n,) or stream.ids.dtype != np.dtype(meta["dtype"]):
+            raise ValueError(f"{stream.path('ids').name} has the wrong shape or type")
+        if stream.starts.shape != (n,):
+            raise ValueError(f"{stream.path('starts').name} has the wrong shape")
+        offsets = stream.offsets
+        if offsets.shape != (expected["docs"] + 1,) or offsets[0] != 0 or offsets[-1] != n:
+            raise ValueError(f"{stream.path('offsets').name} does not match the stream")
+    return Tokenized(
+        train=streams["train"],
+        val=streams["val"],
+        tokenizer=tokenizer,
+        fingerprint=fp,
+        folder=folder,
+        meta=meta,
+    )
+
+
+class _StreamWriter:
+    """Appends one split's documents to raw files, then writes them out as .npy files.
+
+    The final length is unknown until the last document, and a .npy header states it, so
+    tokens go to a raw file first and are copied, a chunk at a time, into an
+    ``open_memmap`` of the final size: neither step holds the stream in memory.
+    """
+
+    def __init__(self, folder: Path, split: str, dtype: np.dtype) -> None:
+        self.folder, self.split, self.dtype = folder, split, dtype
+        tag = f"{os.getpid()}.raw"
+        self.raw = {
+            "ids": folder / f".{split}.ids.{tag}",
+            "starts": folder / f".{split}.starts.{tag}",
+            "offsets": folder / f".{split}.offsets.{tag}",
+        }
+        self.files = {kind: path.open("wb") for kind, path in self.raw.items()}
+        self.length = 0
+        self.docs = 0
+        self.files["offsets"].write(np.zeros(1, np.int64).tobytes())
+
+    def add(self, encodings: list[Encoding]) -> None:
+        """Append documents, each followed by a [SEP] (a word of its own)."""
+        if not encodings:
+            return
+        ids, starts, ends = [], [], []
+        for encoding in encodings:
+            ids.append(np.asarray(encoding.ids, dtype=self.dtype))
+            ids.append(np.array([SEP_ID], dtype=self.dtype))
+            starts.append(word_starts_array(encoding.word_ids))
+            starts.append(np.ones(1, np.uint8))
+            self.length += len(encoding.ids) + 1
+            ends.append(self.length)
+        self.files["ids"].write(np.concatenate(ids).tobytes())
+        self.files["starts"].write(np.concatenate(starts).tobytes())
+        self.files["offsets"].write(np.asarray(ends, dtype=np.int64).tobytes())
+        self.docs += len(encodings)
+
+    def finish(self) -> None:
+        for f in self.files.values():
+            f.close()
+        dtypes = {"ids": self.dtype, "starts": np.dtype(np.uint8), "offsets": np.dtype(np.int64)}
+        for kind, raw in self.raw.items():
+            source = np.memmap(raw, dtype=dtypes[kind], mode="r") if raw.stat().st_size else None
+            n = 0 if source is None else len(source)
+            final = self.folder / f"{self.split}.{kind}.npy"
+            tmp = self.folder / f".{final.name}.{os.getpid()}.tmp"
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtypes[kind], shape=(n,))
+            for begin in range(0, n, _COPY_CHUNK):
+                out[begin : begin + _COPY_CHUNK] = source[begin : begin + _COPY_CHUNK]
+            out.flush()
+            del out, source
+            os.replace(tmp, final)
+            raw.unlink()
+
+    def abort(self) -> None:
+        for f in self.files.values():
+            f.close()
+        for raw in self.raw.values():
+            raw.unlink(missing_ok=True)
+
+
+def word_starts_array(word_ids: list[int | None]) -> np.ndarray:
+    """1 where a token begins a word, from an encoding's ``word_ids`` (None: a special
+    token, a word of its own), computed without a Python loop over the tokens."""
+    n = len(word_ids)
+    out = np.ones(n, dtype=np.uint8)
+    if n > 1:
+        words = np.array(word_ids, dtype=np.float64)  # None becomes NaN, unequal to all
+        out[1:] = words[1:] != words[:-1]
+    return out
+
+
+def _batches(pairs: Iterable[tuple[str, bool]]) -> Iterator[list[tuple[str, bool]]]:
+    batch: list[tuple[str, bool]] = []
+    chars = 0
+    for doc, val in pairs:
+        batch.append((doc, val))
+        chars += len(doc)
+        if len(batch) >= _BATCH_DOCS or chars >= _BATCH_CHARS:
+            yield batch
+            batch, chars = [], 0
+    if batch:
+        yield batch
+
+
+def _check_split(source: Source, counts: dict[bool, int]) -> None:
+    """At least one document on each side, else the message says what to change."""
+    total = counts[False] + counts[True]
+    if total == 0:
+        raise UserError(
+            f"{source.describe} holds no documents (it is empty or only blank lines); give "
+            "it some text"
+        )
+    if counts[True] == 0 or counts[False] == 0:
+        side = "validation" if counts[True] == 0 else "training"
+        raise UserError(
+            f"{source.describe}: the split leaves no {side} document among {total}; add more "
+            f"text or change {source.split_hint}"
+        )
+
+
+def _progress(description: str, unit: str) -> Any:
+    """A rich progress bar counting ``unit`` (tokens, documents) and their rate per second,
+    on stderr when it is a terminal (a log file gets the final rate instead)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        ProgressColumn,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            elapsed = task.elapsed or 0.0
+            rate = task.completed / elapsed if elapsed > 0 else 0.0
+            return Text(f"{rate:,.0f} {unit}/s")
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn(description),
+        BarColumn(),
+        TextColumn(f"{{task.completed:,.0f}} {unit}"),
+        Rate(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )
+
+
+def _build(cfg: DataConfig, source: Source, folder: Path, fp: str) -> None:
+    started = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / META).unlink(missing_ok=True)  # the old files are about to be replaced
+    counts = {False: 0, True: 0}
+    if cfg.tokenizer:
+        tokenizer = load_tokenizer(cfg.tokenizer)
+    else:
+        with _progress(f"training a tokenizer on {cfg.name}", "documents") as progress:
+            task = progress.add_task("train", total=None)
+
+            def counted_train_documents() -> Iterator[str]:
+                for doc, val in source.split():
+                    counts[val] += 1
+                    if not val:
+                        yield doc
+                    if (counts[False] + counts[True]) % 1000 == 0:
+                        progress.update(task, completed=counts[False] + counts[True])
+
+            tokenizer = train_tokenizer(counted_train_documents(), cfg.vocab_size)
+        _check_split(source, counts)
+        log.info(
+            "corpus: trained a %d-token BPE tokenizer on %d documents in %.1f s",
+            tokenizer.get_vocab_size(),
+            counts[False],
+            time.perf_counter() - started,
+        )
+    vocab_size = tokenizer.get_vocab_size()
+    # "[SEP]" typed in a document is text, not a separator: special tokens come only from
+    # dmx (the setting is not saved with the tokenizer).
+    tokenizer.encode_special_tokens = True
+    dtype = np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.int32)
+    writers = {val: _StreamWriter(folder, _SPLIT_OF[val], dtype) for val in (False, True)}
+    tokenize_started = time.perf_counter()
+    tokens = 0
+    try:
+        with _progress(f"tokenizing {cfg.name}", "tokens") as progress:
+            task = progress.add_task("tokenize", total=None)
+            for batch in _batches(source.split()):
+                docs = [doc for doc, _ in batch]
+                encodings = tokenizer.encode_batch(docs, add_special_tokens=False)
+                for val, writer in writers.items():
+                    writer.add([e for e, (_, v) in zip(encodings, batch, strict=True) if v == val])
+                added = sum(len(e.ids) for e in encodings)
+                tokens += added
+                progress.update(task, advance=added)
+        seconds = time.perf_counter() - tokenize_started
+        if cfg.tokenizer:
+            _check_split(source, {val: writer.docs for val, writer in writers.items()})
+        for writer in writers.values():
+            writer.finish()
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    rate = tokens / seconds if seconds > 0 else 0.0
+    log.info("corpus: tokenized %d tokens in %.1f s (%.0f tokens/s)", tokens, seconds, rate)
+    atomic_write_text(folder / TOKENIZER, tokenizer.to_str())
+    meta = {
+        "format": FORMAT_VERSION,
+        "fingerprint": fp,
+        "dtype": dtype.name,
+        "vocab_size": vocab_size,
+        "splits": {
+            _SPLIT_OF[val]: {"docs": writer.docs, "tokens": writer.length - writer.docs}
+            for val, writer in writers.items()
+        },
+        "tokens_per_s": rate,
+        "build_s": time.perf_counter() - started,
+        "source": source.describe,
+        "config": asdict(cfg),
+    }
+    atomic_write_text(folder / META, json.dumps(meta, indent=2, default=str) + "\n")
+    log.info("corpus: built %s into %s", meta["splits"], folder)

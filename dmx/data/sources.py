@@ -1,0 +1,370 @@
+"""Where documents come from, and which of them are held out for validation.
+
+A source yields documents (strings) one at a time and never as a list, so a corpus larger
+than memory can be tokenized: ``source=embedded`` (the generated corpus), ``source=text``
+(a .txt file or a folder of them, .jsonl, .csv/.tsv or .parquet at ``data.path``) and
+``source=hf`` (a dataset loaded by the datasets library, from the hub or a local folder).
+
+The split is by document, so no validation document is ever seen in training. The embedded
+corpus keeps its historical split (the last ``val_docs`` documents). Text and hub documents
+are split by ``split_seed`` alone, not the run's seed: document ``i`` is held out iff a
+splitmix hash of (split_seed, i) falls below ``val_frac``. That is a pure function of the
+two numbers, so every run of a comparison, on any machine, trains and scores on the same
+documents, and the split needs no pass over the corpus to decide.
+
+Every mistake a user can fix (a missing path, an empty file, a binary file, an unknown
+extension, a missing field or column) is a UserError whose one line names the fix.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dmx.config import DataConfig
+from dmx.data import corpus as generator
+from dmx.errors import UserError, one_line
+from dmx.masking.keyed import base_hash
+
+TEXT_EXTENSIONS = (".txt", ".jsonl", ".csv", ".tsv", ".parquet")
+FORMATS_HINT = "a .txt file or a folder of them, .jsonl, .csv, .tsv or .parquet"
+# The stream of base_hash that decides the split; its own number, so no other keyed draw
+# made from the same seed ever shares bits with it.
+SPLIT_STREAM = 0x5B1
+_READ_CHUNK = 1 << 20
+_PARQUET_BATCH = 4096
+_HF_BATCH = 1000
+
+
+def is_validation(split_seed: int, index: int, val_frac: float) -> bool:
+    """Whether document ``index`` is held out: a uniform in [0, 1) keyed by (split_seed,
+    index) alone, compared with ``val_frac``."""
+    return base_hash(split_seed, SPLIT_STREAM, index) / 2.0**64 < val_frac
+
+
+@dataclass
+class Source:
+    """A corpus' documents, read afresh on every pass (a source holds no documents).
+
+    ``documents`` yields every document in order; ``is_val(i)`` says which split document
+    ``i`` belongs to; ``hash_content`` fingerprints what the documents are made from (the
+    files' bytes, or the documents themselves) for the token cache; ``describe`` names the
+    source in messages.
+    """
+
+    describe: str
+    read: Callable[[], Iterator[str]]
+    is_val: Callable[[int], bool]
+    hash_content: Callable[[], str]
+    # The setting a user changes when the split leaves a side empty.
+    split_hint: str
+
+    def documents(self) -> Iterator[str]:
+        """Every non-blank document, stripped, in the source's order."""
+        for doc in self.read():
+            doc = doc.strip()
+            if doc:
+                yield doc
+
+    def split(self) -> Iterator[tuple[str, bool]]:
+        """Each document with whether it is a validation document."""
+        for i, doc in enumerate(self.documents()):
+            yield doc, self.is_val(i)
+
+    def train_documents(self) -> Iterator[str]:
+        return (doc for doc, val in self.split() if not val)
+
+
+def open_source(cfg: DataConfig) -> Source:
+    """The source ``cfg`` names, checked as far as can be without reading it all."""
+    if cfg.source == "embedded":
+        return _embedded(cfg)
+    if cfg.source == "text":
+        return _text(cfg)
+    if cfg.source == "hf":
+        return _hf(cfg)
+    raise UserError(f"data.source must be one of embedded, text, hf; got {cfg.source!r}")
+
+
+def _hash_documents(docs: Iterator[str]) -> str:
+    """sha256 over the documents, each length-prefixed, so no two lists hash alike."""
+    digest = hashlib.sha256()
+    for doc in docs:
+        data = doc.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+# --- embedded -----------------------------------------------------------------------------
+
+
+def _embedded(cfg: DataConfig) -> Source:
+    """The generated corpus, split as it always was: the last val_docs documents held out."""
+    n_train = cfg.n_docs - cfg.val_docs
+
+    def read() -> Iterator[str]:
+        return iter(generator.generate_documents(cfg.corpus_seed, cfg.n_docs))
+
+    return Source(
+        describe=f"the embedded corpus (corpus_seed={cfg.corpus_seed}, n_docs={cfg.n_docs})",
+        read=read,
+        is_val=lambda i: i >= n_train,
+        hash_content=lambda: _hash_documents(read()),
+        split_hint="data.val_docs",
+    )
+
+
+# --- text files ---------------------------------------------------------------------------
+
+
+def _text(cfg: DataConfig) -> Source:
+    assert cfg.path, "DataConfig checks that data=text has a path"
+    path = Path(cfg.path).expanduser()
+    if not path.exists():
+        raise UserError(f"data.path={path} does not exist; point data.path at {FORMATS_HINT}")
+    if path.is_dir():
+        files = sorted(
+            (p for p in path.rglob("*.txt") if p.is_file()),
+            key=lambda p: p.relative_to(path).as_posix(),
+        )
+        if not files:
+            raise UserError(
+                f"data.path={path} is a folder with no .txt files; put .txt files in it or "
+                f"point data.path at {FORMATS_HINT}"
+            )
+        kind = ".txt"
+    else:
+        files, kind = [path], path.suffix.lower()
+        if kind not in TEXT_EXTENSIONS:
+            raise UserError(
+                f"data.path={path} has an unknown extension {path.suffix or '(none)'!r}; "
+                f"dmx reads {FORMATS_HINT}"
+            )
+    reader = _READERS[kind]
+
+    def read() -> Iterator[str]:
+        for file in files:
+            yield from reader(file, cfg)
+
+    def hash_content() -> str:
+        # The files' bytes (and, in a folder, their names: they set the documents' order).
+        # Text files are checked for UTF-8 on the way, before any tokenizer is trained.
+        digest = hashlib.sha256()
+        for file in files:
+            digest.update(file.relative_to(path).as_posix().encode() if path.is_dir() else b"")
+            digest.update(b"\0")
+            _hash_file(file, digest, check_text=kind != ".parquet")
+        return digest.hexdigest()
+
+    return Source(
+        describe=f"data.path={path}",
+        read=read,
+        is_val=lambda i: is_validation(cfg.split_seed, i, cfg.val_frac),
+        hash_content=hash_content,
+        split_hint="data.val_frac",
+    )
+
+
+def _not_text(file: Path, why: str) -> UserError:
+    return UserError(
+        f"{file} is not UTF-8 text ({why}); convert it to UTF-8 or point data.path at "
+        f"{FORMATS_HINT}"
+    )
+
+
+def _hash_file(file: Path, digest: Any, check_text: bool) -> None:
+    """Feed a file's bytes to ``digest`` in chunks, checking they decode as UTF-8 text."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with file.open("rb") as f:
+        while chunk := f.read(_READ_CHUNK):
+            digest.update(chunk)
+            if check_text:
+                if b"\0" in chunk:
+                    raise _not_text(file, f"a NUL byte at offset {offset + chunk.index(0)}")
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as err:
+                    raise _not_text(file, f"invalid byte at offset {offset + err.start}") from None
+            offset += len(chunk)
+    if check_text:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise _not_text(file, "it ends inside a character") from None
+
+
+def _open_text(file: Path) -> Any:
+    # utf-8-sig: a byte-order mark (spreadsheets write one) is not part of the first field.
+    return file.open(encoding="utf-8-sig", newline="")
+
+
+def _read_txt(file: Path, cfg: DataConfig) -> Iterator[str]:
+    """Documents at blank lines (``doc_split=blank_line``) or one per line (``line``)."""
+    with _open_text(file) as f:
+        if cfg.doc_split == "line":
+            yield from f
+            return
+        lines: list[str] = []
+        for line in f:
+            if line.strip():
+                lines.append(line.rstrip("\r\n"))
+            elif lines:
+                yield "\n".join(lines)
+                lines = []
+        if lines:
+            yield "\n".join(lines)
+
+
+def _text_value(value: Any, where: str, field: str, available: list[str]) -> str:
+    """A field's value as a document: None is an empty document, text is itself, anything
+    else is a sign that data.text_field names the wrong field."""
+    if value is None or isinstance(value, str):
+        return value or ""
+    raise UserError(
+        f"{where}: data.text_field={field!r} holds {type(value).__name__} values, not text; "
+        f"set data.text_field to one of: {', '.join(available)}"
+    )
+
+
+def _read_jsonl(file: Path, cfg: DataConfig) -> Iterator[str]:
+    field = cfg.text_field
+    with _open_text(file) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise UserError(
+                    f"{file} line {number} is not JSON ({err.msg}); each line of a .jsonl "
+                    "file must be one JSON object"
+                ) from None
+            if not isinstance(record, dict):
+                raise UserError(
+                    f"{file} line {number} is a JSON {type(record).__name__}, not an object; "
+                    f'each line of a .jsonl file must be an object such as {{"{field}": "..."}}'
+                )
+            if field not in record:
+                raise UserError(
+                    f"{file} line {number} has no field {field!r}; set data.text_field to one "
+                    f"of: {', '.join(record) or '(none)'}"
+                )
+            yield _text_value(record[field], f"{file} line {number}", field, list(record))
+
+
+def _read_delimited(file: Path, cfg: DataConfig) -> Iterator[str]:
+    """.csv and .tsv through the csv module (quoted fields may hold newlines); header row."""
+    field = cfg.text_field
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a document may be a long field
+    delimiter = "\t" if file.suffix.lower() == ".tsv" else ","
+    with _open_text(file) as f:
+        rows = csv.reader(f, delimiter=delimiter)
+        header = next(rows, None)
+        if header is None:
+            return
+        if field not in header:
+            raise UserError(
+                f"{file} has no column {field!r}; set data.text_field to one of: "
+                f"{', '.join(header) or '(none)'}"
+            )
+        column = header.index(field)
+        for row in rows:
+            if column < len(row):
+                yield row[column]
+
+
+def _read_parquet(file: Path, cfg: DataConfig) -> Iterator[str]:
+    """A parquet column, read in record batches, so a large file is never loaded whole."""
+    import pyarrow.parquet as pq
+
+    field = cfg.text_field
+    try:
+        parquet = pq.ParquetFile(file)
+    except Exception as err:
+        raise UserError(
+            f"{file} is not a readable parquet file ({one_line(err)}); point data.path at "
+            f"{FORMATS_HINT}"
+        ) from None
+    names = parquet.schema_arrow.names
+    if field not in names:
+        raise UserError(
+            f"{file} has no column {field!r}; set data.text_field to one of: {', '.join(names)}"
+        )
+    for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH, columns=[field]):
+        for value in batch.column(0).to_pylist():
+            yield _text_value(value, str(file), field, names)
+
+
+_READERS: dict[str, Callable[[Path, DataConfig], Iterator[str]]] = {
+    ".txt": _read_txt,
+    ".jsonl": _read_jsonl,
+    ".csv": _read_delimited,
+    ".tsv": _read_delimited,
+    ".parquet": _read_parquet,
+}
+
+
+# --- HuggingFace datasets -----------------------------------------------------------------
+
+
+def _hf(cfg: DataConfig) -> Source:
+    """``datasets.load_dataset(name, config, split=split)``, through the library's own cache;
+    ``name`` may be a local folder of data files the library can load."""
+    dataset = _load_hf(cfg)
+    field = cfg.text_field
+    columns = list(dataset.column_names)
+    if field not in columns:
+        raise UserError(
+            f"data.name={cfg.name} has no column {field!r}; set data.text_field to one of: "
+            f"{', '.join(columns)}"
+        )
+    column = dataset.select_columns([field])
+    where = f"data.name={cfg.name}"
+
+    def read() -> Iterator[str]:
+        for batch in column.iter(batch_size=_HF_BATCH):
+            for value in batch[field]:
+                yield _text_value(value, where, field, columns)
+
+    return Source(
+        describe=where,
+        read=read,
+        is_val=lambda i: is_validation(cfg.split_seed, i, cfg.val_frac),
+        hash_content=lambda: _hash_documents(read()),
+        split_hint="data.val_frac",
+    )
+
+
+def _load_hf(cfg: DataConfig) -> Any:
+    try:
+        import datasets
+    except ImportError:
+        raise UserError(
+            "data=hf needs the datasets library: pip install 'datasets>=2.19'; or read local "
+            "files with data=text data.path=PATH"
+        ) from None
+    try:
+        return datasets.load_dataset(cfg.name, cfg.config, split=cfg.split)
+    except Exception as err:
+        # No network and nothing cached: the library raises ConnectionError (OfflineMode,
+        # LocalEntryNotFound...). Anything else (a wrong name, config or split) says why.
+        why = (
+            "no network and not in the HuggingFace cache"
+            if isinstance(err, ConnectionError)
+            else one_line(err)
+        )
+        raise UserError(
+            f"data.name={cfg.name}"
+            + (f" data.config={cfg.config}" if cfg.config else "")
+            + f" data.split={cfg.split}: the dataset could not be loaded ({why}); load it "
+            "once with a network, or read local files with data=text data.path=PATH"
+        ) from None

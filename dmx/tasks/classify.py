@@ -1,0 +1,173 @@
+"""Sentence classification on top of the pretrained encoder, as a LightningModule of its own.
+
+Fine-tuning is a different task from pretraining (a batch of labelled sentences, one label
+each, scored by accuracy and F1), so it lives beside :class:`~dmx.tasks.MLMModule`
+rather than as a branch inside it. What the two share is applied the same way: the
+attention pattern of the ``attention`` group (keyed by the step in training, by
+``EVAL_STEP`` in evaluation, the learned gate's penalty included) and the optimiser
+(AdamW with BERT's decay exemptions, linear warm-up then linear decay, :mod:`dmx.optim`).
+So a pattern is compared under the same rules whether the encoder is pretrained or not.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.aggregation import MeanMetric, SumMetric
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+from dmx.config import AttentionConfig, FinetuneConfig, OptimConfig
+from dmx.masking.attention import EVAL_STEP, AttentionPattern, combine
+from dmx.model import MaskedLM
+from dmx.optim import build_optimizer, lr_lambda
+
+log = logging.getLogger("dmx")
+
+# The dev metrics, by the names train.py writes them under (finetune_<name>).
+DEV_METRICS = ("acc", "f1", "precision", "recall")
+
+
+def pool(hidden: torch.Tensor, padding: torch.Tensor, how: str) -> torch.Tensor:
+    """A sentence's vector from its hidden states (batch, length, d_model).
+
+    ``cls``: the first position's state, which [CLS] occupies (BERT's choice: pretraining
+    let every token feed into it). ``mean``: the mean over real tokens ([CLS] and [SEP]
+    included, [PAD] not), which does not rely on one position having gathered everything,
+    and so still works under patterns where [CLS] sees little (causal, window).
+    """
+    if how == "cls":
+        return hidden[:, 0]
+    if how == "mean":
+        weights = padding.to(hidden.dtype).unsqueeze(-1)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+    raise ValueError(f"unknown pooling {how!r}")
+
+
+def finetune_optim(cfg: FinetuneConfig) -> OptimConfig:
+    """The fine-tuning optimiser: its own lr, decay and warm-up, decaying linearly to 0 at
+    the last step as BERT's fine-tuning does; the betas stay the pretraining ones."""
+    return OptimConfig(
+        lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_frac=cfg.warmup_frac, final_lr_frac=0.0
+    )
+
+
+class ClassifierModule(L.LightningModule):
+    """Pooled hidden state -> dropout -> Linear(d_model, n_classes), cross-entropy.
+
+    The encoder is the pretraining run's own :class:`MaskedLM` object, trained further in
+    place; its MLM head is not used here, and is frozen so that neither the optimiser nor
+    distributed training waits on parameters that get no gradient.
+    """
+
+    def __init__(
+        self,
+        encoder: MaskedLM,
+        n_classes: int,
+        cfg: FinetuneConfig,
+        attention: AttentionConfig | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.encoder, self.cfg = encoder, cfg
+        self.attention_cfg = attention or AttentionConfig()
+        a = self.attention_cfg
+        self.pattern = AttentionPattern(
+            a.pattern, seed, a.window, a.block_size, a.n_global, a.density
+        )
+        if a.pattern == "causal" and cfg.pooling == "cls":
+            log.warning(
+                "attention=causal with finetune.pooling=cls: [CLS] comes first and so sees "
+                "only itself; the classifier reads nothing of the sentence. Use "
+                "finetune.pooling=mean"
+            )
+        encoder.head_transform.requires_grad_(False)
+        encoder.head_bias.requires_grad_(False)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(encoder.shape.d_model, n_classes)
+        nn.init.normal_(self.head.weight, mean=0.0, std=0.02)  # as the encoder's own Linears
+        nn.init.zeros_(self.head.bias)
+        self.n_classes = n_classes
+        # Over the whole dev split: accuracy over examples (micro); F1, precision and recall
+        # per class, then averaged (macro), so a rare class counts as much as a common one.
+        self.dev_metrics = nn.ModuleDict(
+            {
+                "acc": MulticlassAccuracy(n_classes, average="micro"),
+                "f1": MulticlassF1Score(n_classes, average="macro"),
+                "precision": MulticlassPrecision(n_classes, average="macro"),
+                "recall": MulticlassRecall(n_classes, average="macro"),
+            }
+        )
+        self.dev_loss_sum, self.dev_count = SumMetric(), SumMetric()
+        self.train_loss = MeanMetric()
+        self.scores: dict[str, float] = {}  # the latest dev scores, by DEV_METRICS name
+
+    def forward(
+        self, input_ids: torch.Tensor, padding: torch.Tensor, step: int = EVAL_STEP
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (batch, n_classes) under the pattern of ``step``, and the mean learned key
+        weight (learned_gate only)."""
+        allowed = self.pattern.allowed(input_ids.shape[1], input_ids.device, step)
+        hidden, gate_mean = self.encoder.encode(input_ids, padding, combine(allowed, padding))
+        pooled = pool(hidden, padding, self.cfg.pooling)
+        return self.head(self.dropout(pooled)), gate_mean
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits, gate_mean = self(batch["input_ids"], batch["attention_mask"], self.global_step)
+        loss = F.cross_entropy(logits.float(), batch["label"])
+        if gate_mean is not None:
+            gap = gate_mean - self.attention_cfg.density
+            loss = loss + self.attention_cfg.gate_penalty * gap * gap
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"fine-tuning loss is {loss.item()} at step {self.global_step}"
+            )
+        self.train_loss.update(loss.detach(), weight=batch["label"].numel())
+        self.log("finetune/loss", loss.detach(), prog_bar=True)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self.train_loss.reset()
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        logits, _ = self(batch["input_ids"], batch["attention_mask"], EVAL_STEP)
+        labels = batch["label"]
+        self.dev_loss_sum.update(F.cross_entropy(logits.float(), labels, reduction="sum"))
+        self.dev_count.update(labels.numel())
+        predictions = logits.argmax(dim=-1)
+        for metric in self.dev_metrics.values():
+            metric.update(predictions, labels)
+
+    def on_validation_epoch_end(self) -> None:
+        scores = {name: metric.compute() for name, metric in self.dev_metrics.items()}
+        logged = {f"dev/{name}": value for name, value in scores.items()}
+        logged["dev/loss"] = self.dev_loss_sum.compute() / self.dev_count.compute().clamp_min(1)
+        if self.train_loss.update_called:
+            logged["finetune/epoch_loss"] = self.train_loss.compute()
+        self.log_dict(logged, prog_bar=True)
+        self.scores = {name: float(value) for name, value in scores.items()}
+        self.scores["loss"] = float(logged["dev/loss"])
+        for metric in (*self.dev_metrics.values(), self.dev_loss_sum, self.dev_count):
+            metric.reset()
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optim = finetune_optim(self.cfg)
+        optimizer = build_optimizer(self, optim)
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(optim, total))
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+
+__all__ = ["DEV_METRICS", "ClassifierModule", "finetune_optim", "pool"]
