@@ -74,7 +74,10 @@ def geometric_lengths(u: torch.Tensor, p: float, max_len: int) -> torch.Tensor:
     probs = torch.tensor([p * (1 - p) ** k for k in range(max_len)], dtype=torch.float64)
     cdf = (torch.cumsum(probs, 0) / probs.sum()).to(device=u.device, dtype=torch.float32)
     cdf[-1] = 1.0
-    return torch.searchsorted(cdf, u.contiguous(), right=True).clamp_max(max_len - 1) + 1
+    # How many cdf steps u has passed (searchsorted, right=True): ten comparisons per draw,
+    # much faster on a CPU than torch.searchsorted for a batch of small draws.
+    passed = (u.unsqueeze(-1) >= cdf).sum(dim=-1)
+    return passed.clamp_max(max_len - 1) + 1
 
 
 def mean_geometric_length(p: float, max_len: int) -> float:
