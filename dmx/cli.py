@@ -124,7 +124,8 @@ def sweep(
         list[str] | None, typer.Argument(help="Hydra overrides, key=value.")
     ] = None,
     report_format: Annotated[
-        str, typer.Option("--format", help="Format of the closing report: table, md, csv, json.")
+        str,
+        typer.Option("--format", help="Format of the closing report: table, md, csv, json, latex."),
     ] = "table",
     per_seed: Annotated[
         bool, typer.Option("--per-seed", help="After the report, the same runs seed by seed.")
