@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import TIMINGS, make_config, train_run
 
-from dmx.data.embedded import load_or_build
+from dmx.data.corpora import load_corpus
 from dmx.data.tokenizer import PAD_ID
 from dmx.errors import UserError
 from dmx.runs import RunLock, read_metrics
@@ -32,8 +32,8 @@ def test_train_writes_a_complete_run_folder(tmp_path: Path, cache_dir: Path) -> 
     assert metrics["mask_strategy"] == "dynamic"
     assert metrics["seed"] == 0 and metrics["precision"] == "32-true"
     # Steps and tokens follow from the corpus: every epoch covers every training sequence.
-    corpus = load_or_build(make_config().data, cache_dir)
-    n_seq, real_tokens = corpus.train.shape[0], int((corpus.train != PAD_ID).sum())
+    train, _ = load_corpus(make_config().data, cache_dir).train.to_numpy()
+    n_seq, real_tokens = train.shape[0], int((train != PAD_ID).sum())
     assert metrics["epochs"] == 2
     assert metrics["steps"] == 2 * math.ceil(n_seq / 16)
     assert metrics["tokens_seen"] == 2 * real_tokens
