@@ -27,9 +27,10 @@ from torchmetrics.classification import (
 )
 
 from dmx.config import AttentionConfig, FinetuneConfig, OptimConfig
-from dmx.masking.attention import EVAL_STEP, AttentionPattern, combine
+from dmx.masking.attention import EVAL_STEP, combine
 from dmx.model import MaskedLM
 from dmx.optim import build_optimizer, lr_lambda
+from dmx.tasks.attention import gate_penalty, pattern_from
 
 log = logging.getLogger("dmx")
 
@@ -80,11 +81,8 @@ class ClassifierModule(L.LightningModule):
         super().__init__()
         self.encoder, self.cfg = encoder, cfg
         self.attention_cfg = attention or AttentionConfig()
-        a = self.attention_cfg
-        self.pattern = AttentionPattern(
-            a.pattern, seed, a.window, a.block_size, a.n_global, a.density
-        )
-        if a.pattern == "causal" and cfg.pooling == "cls":
+        self.pattern = pattern_from(self.attention_cfg, seed)
+        if self.attention_cfg.pattern == "causal" and cfg.pooling == "cls":
             log.warning(
                 "attention=causal with finetune.pooling=cls: [CLS] comes first and so sees "
                 "only itself; the classifier reads nothing of the sentence. Use "
@@ -125,8 +123,7 @@ class ClassifierModule(L.LightningModule):
         logits, gate_mean = self(batch["input_ids"], batch["attention_mask"], self.global_step)
         loss = F.cross_entropy(logits.float(), batch["label"])
         if gate_mean is not None:
-            gap = gate_mean - self.attention_cfg.density
-            loss = loss + self.attention_cfg.gate_penalty * gap * gap
+            loss = loss + gate_penalty(self.attention_cfg, gate_mean)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"fine-tuning loss is {loss.item()} at step {self.global_step}"

@@ -15,9 +15,10 @@ import torch
 from torchmetrics.aggregation import MeanMetric, SumMetric
 
 from dmx.config import AttentionConfig, OptimConfig
-from dmx.masking.attention import EVAL_STEP, AttentionPattern, combine, density
+from dmx.masking.attention import EVAL_STEP, combine, density
 from dmx.model import MaskedLM, MLMOutput
 from dmx.optim import build_optimizer, lr_lambda
+from dmx.tasks.attention import gate_penalty, pattern_from
 
 
 class MLMModule(L.LightningModule):
@@ -31,10 +32,7 @@ class MLMModule(L.LightningModule):
         super().__init__()
         self.model, self.optim = model, optim
         self.attention_cfg = attention or AttentionConfig()
-        a = self.attention_cfg
-        self.pattern = AttentionPattern(
-            a.pattern, seed, a.window, a.block_size, a.n_global, a.density
-        )
+        self.pattern = pattern_from(self.attention_cfg, seed)
         # Token-weighted sums, so a loss is the mean over every selected token of a split
         # (not a mean of batch means) and stays exact when gathered across processes.
         self.val_loss_sum, self.val_correct, self.val_count = SumMetric(), SumMetric(), SumMetric()
@@ -57,8 +55,7 @@ class MLMModule(L.LightningModule):
         loss = out.loss_sum / out.count.clamp_min(1)
         if out.gate_mean is not None:
             self.attention_density.update(out.gate_mean.detach())
-            gap = out.gate_mean - self.attention_cfg.density
-            loss = loss + self.attention_cfg.gate_penalty * gap * gap
+            loss = loss + gate_penalty(self.attention_cfg, out.gate_mean)
             self.log("train/gate_mean", out.gate_mean.detach())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}")
