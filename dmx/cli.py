@@ -130,6 +130,15 @@ def sweep(
     per_seed: Annotated[
         bool, typer.Option("--per-seed", help="After the report, the same runs seed by seed.")
     ] = False,
+    wandb: Annotated[
+        bool,
+        typer.Option(
+            "--wandb",
+            help="Train nothing here: write the grid as a W&B sweep (wandb_sweep.yaml in the "
+            "sweep folder), register it when online with an API key, and print the "
+            "`wandb agent` command that runs it on any number of machines.",
+        ),
+    ] = False,
 ) -> None:
     """Run a grid (Hydra multirun) of an experiment preset, then print its report.
 
@@ -147,6 +156,8 @@ def sweep(
       dmx sweep hydra.sweep.dir=outputs/sweeps/my_sweep logger=none
 
       dmx sweep --per-seed         [dim]# then one row per seed: does the gap hold at each?[/dim]
+
+      dmx sweep --wandb experiment=dupe_factor   [dim]# the same grid as a W&B sweep[/dim]
     """
     from dmx.report import check_format
     from dmx.validate import sweep_dir as resolve_sweep_dir
@@ -169,6 +180,18 @@ def sweep(
     if folder is None:
         folder = resolve_sweep_dir([*first_run, *hydra_overrides(args)])
         args.append(f"hydra.sweep.dir={folder}")
+    if wandb:  # the same grid, run by W&B agents instead of this process
+        from dmx import wandb_sweep
+
+        try:
+            spec = wandb_sweep.sweep_spec(args)
+            sweep_id = wandb_sweep.save_sweep(spec, Path(folder))
+        except UserError as err:
+            raise fail(err) from None
+        spec_path = Path(folder) / wandb_sweep.SPEC_FILE
+        for line in wandb_sweep.next_steps(spec, spec_path, sweep_id):
+            typer.echo(line)
+        return
     _run_hydra(["--multirun", *args])
     typer.echo(f"\nsweep folder: {folder}")
     _print_report(Path(folder), report_format, None)
@@ -246,28 +269,115 @@ def report(
 
 @app.command()
 def bench(
+    vs_hf: Annotated[
+        bool,
+        typer.Option(
+            "--vs-hf",
+            help="Also train HuggingFace's BertForMaskedLM (with its collator) at the same "
+            "shape, alternating with dmx; ends with ratio_vs_hf=X.XX.",
+        ),
+    ] = False,
+    precision: Annotated[
+        str,
+        typer.Option("--precision", help="fp32, or bf16 (autocast, as Lightning's bf16-mixed)."),
+    ] = "fp32",
     masking: Annotated[
         bool,
         typer.Option(
             "--masking", help="Time every token-masking strategy against HuggingFace's collator."
         ),
     ] = False,
+    model: Annotated[
+        str, typer.Option("--model", help="Model preset (conf/model/) whose shape is timed.")
+    ] = "small",
+    layers: Annotated[
+        int | None, typer.Option("--layers", min=1, help="Override the preset.")
+    ] = None,
+    hidden: Annotated[
+        int | None, typer.Option("--hidden", min=8, help="Override the preset.")
+    ] = None,
+    heads: Annotated[
+        int | None, typer.Option("--heads", min=1, help="Override the preset.")
+    ] = None,
+    ffn: Annotated[int | None, typer.Option("--ffn", min=8, help="Override the preset.")] = None,
+    vocab: Annotated[int, typer.Option("--vocab", min=64, help="Vocabulary of the models.")] = 8192,
     seq_len: Annotated[int, typer.Option("--seq-len", min=8, help="Sequence length.")] = 128,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch size.")] = 32,
+    steps: Annotated[int, typer.Option("--steps", min=2, help="Timed steps per round.")] = 10,
+    warmup: Annotated[int, typer.Option("--warmup", min=1, help="Untimed steps per round.")] = 3,
     rounds: Annotated[
-        int, typer.Option("--rounds", min=1, help="Alternating rounds; the median counts.")
-    ] = 7,
+        int | None,
+        typer.Option(
+            "--rounds", min=1, help="Alternating rounds; the median counts (3; --masking: 7)."
+        ),
+    ] = None,
+    loop: Annotated[
+        bool, typer.Option("--loop/--no-loop", help="Also time the real dmx train loop.")
+    ] = True,
 ) -> None:
-    """Measure speed in this process, next to HuggingFace at the same shape.
+    """Measure training speed in this process, next to HuggingFace at the same shape.
+
+    Times dmx's bare training step phase by phase, the real `dmx train` loop, and (with
+    --vs-hf) HuggingFace's BertForMaskedLM, alternating round by round, and reports
+    tokens/s, peak memory and the fraction of this machine's measured matmul peak.
 
     [bold]Examples[/bold]
+
+      dmx bench --vs-hf             [dim]# model=small: 4 x 256, vocab 8192, 32 x 128[/dim]
+
+      dmx bench --vs-hf --precision bf16
+
+      dmx bench --model base --seq-len 512 --batch-size 16
 
       dmx bench --masking
 
       dmx bench --masking --seq-len 512 --batch-size 8
     """
-    if not masking:
-        raise fail("dmx bench measures masking so far; run dmx bench --masking")
+    from rich.console import Console
+
+    if masking:
+        _bench_masking(seq_len, batch_size, rounds or 7)
+        return
+    from dmx.bench.model import bench_model, render
+    from dmx.validate import compose_checked
+
+    shape = {"n_layers": layers, "d_model": hidden, "n_heads": heads, "d_ff": ffn}
+    # Enough documents that an epoch of the embedded corpus outlasts a round's steps (about
+    # 0.7 sequences of 128 tokens per document).
+    n_docs = max(350, 2 * (steps + warmup) * batch_size * max(1, seq_len // 128))
+    overrides = [
+        f"model={model}",
+        *(f"model.{k}={v}" for k, v in shape.items() if v is not None),
+        f"model.max_seq_len={seq_len}",
+        f"data.seq_len={seq_len}",
+        f"data.batch_size={batch_size}",
+        f"data.n_docs={n_docs}",
+        "mask=dynamic",
+        "logger=none",
+    ]
+    console = Console(stderr=True)
+    try:
+        config = compose_checked(overrides)
+        result = bench_model(
+            config,
+            precision=precision,
+            vs_hf=vs_hf,
+            loop=loop,
+            warmup=warmup,
+            steps=steps,
+            rounds=rounds or 3,
+            vocab_size=vocab,
+            progress=lambda line: console.log(line),
+        )
+    except UserError as err:
+        raise fail(err) from None
+    table, lines = render(result)
+    Console().print(table)
+    for line in lines:
+        typer.echo(line)
+
+
+def _bench_masking(seq_len: int, batch_size: int, rounds: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
