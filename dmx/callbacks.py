@@ -36,8 +36,11 @@ class RunFolder(L.Callback):
     and checkpoint behind; :meth:`finish` and :meth:`fail` write the final status.
     """
 
-    def __init__(self, run_dir: Path, seed: int, checkpoint: bool, **facts: Any) -> None:
-        self.run_dir, self.checkpoint = run_dir, checkpoint
+    def __init__(
+        self, run_dir: Path, seed: int, checkpoint: bool, writes: bool = True, **facts: Any
+    ) -> None:
+        # Under data parallelism only global rank 0 writes; the others keep the same state.
+        self.run_dir, self.checkpoint, self.writes = run_dir, checkpoint, writes
         self.history: list[dict[str, Any]] = []
         self.started = time.perf_counter()
         self.train_s = 0.0  # training time of finished epochs, validation excluded
@@ -52,7 +55,8 @@ class RunFolder(L.Callback):
 
     def write_summary(self, **updates: Any) -> None:
         self.summary.update(updates)
-        write_json(self.run_dir / METRICS_FILE, self.summary)
+        if self.writes:
+            write_json(self.run_dir / METRICS_FILE, self.summary)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         device = pl_module.device
@@ -74,7 +78,9 @@ class RunFolder(L.Callback):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # on_validation_end, not _epoch_end: it runs after the module has logged val/loss.
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        # Every process keeps the history (its metrics are already reduced across them), so
+        # all of them take the same decisions from it; only the writer writes it.
+        if trainer.sanity_checking:
             return
         m = trainer.callback_metrics
         train_s = self.train_s + self._epoch_train_s
@@ -93,7 +99,8 @@ class RunFolder(L.Callback):
             "train_s": round(train_s, 3),
         }
         self.history.append(row)
-        write_history(self.run_dir / HISTORY_FILE, self.history)
+        if self.writes:
+            write_history(self.run_dir / HISTORY_FILE, self.history)
         self.write_summary(
             **self._metrics_from_history(pl_module, train_s),
             **self._diagnostics(trainer, pl_module, train_s),

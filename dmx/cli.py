@@ -69,7 +69,11 @@ INSPECT_FLAGS = {
 def _run_hydra(args: list[str]) -> None:
     from dmx import train as train_module
 
-    entry = shutil.which("dmx-train") or sys.argv[0]
+    # Hydra records the entry as the job's program, and Lightning re-runs it to start the
+    # other processes of a data-parallel run: it must be dmx-train (installed beside dmx),
+    # not dmx, whose own parser would not take Hydra's arguments.
+    beside = Path(sys.argv[0]).with_name("dmx-train")
+    entry = str(beside) if beside.is_file() else shutil.which("dmx-train") or sys.argv[0]
     # Hydra's parser wants its flags (and their values) before the overrides.
     flags = [a for a in args if not is_override(a)]
     saved = sys.argv

@@ -9,6 +9,7 @@ into real dataclass instances; that happens at start, in the CLI and in the task
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -455,6 +456,15 @@ def to_config(cfg: DictConfig) -> Config:
     return config
 
 
+def log_file_name() -> str:
+    """train.log, or train.rank<N>.log in a data-parallel worker, which shares the run folder
+    (one file per process, so none truncates another's)."""
+    rank = os.environ.get("LOCAL_RANK", "0")
+    return "train.log" if rank == "0" else f"train.rank{rank}.log"
+
+
 register_schema()
 if not OmegaConf.has_resolver("dmx_run_folder"):
     OmegaConf.register_new_resolver("dmx_run_folder", run_folder_name)
+if not OmegaConf.has_resolver("dmx_log_file"):
+    OmegaConf.register_new_resolver("dmx_log_file", log_file_name)

@@ -139,6 +139,18 @@ def find_runs(root: Path) -> Iterator[Path]:
             yield Path(dirpath)
 
 
+def is_rank_zero() -> bool:
+    """Whether this process writes the run folder: the one process of a plain run, or
+    global rank 0 of a data-parallel one. Read from the launcher's environment (Lightning's
+    own, torchrun's, SLURM's), so it is known before Lightning sets up its process group."""
+    if os.environ.get("LOCAL_RANK", "0") != "0":  # Lightning's children carry only this
+        return False
+    for var in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):  # global ranks
+        if var in os.environ:
+            return int(os.environ[var]) == 0
+    return os.environ.get("NODE_RANK", "0") == "0"
+
+
 class RunFolderBusy(Exception):
     """Another process holds the run folder's lock."""
 

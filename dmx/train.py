@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import sys
 import time
 import warnings
@@ -30,13 +31,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from dmx import provenance
+from dmx.allocator import keep_freed_memory
 from dmx.callbacks import RunFolder
 from dmx.config import Config, ImplConfig, ModelConfig, to_config
 from dmx.data.datamodule import MLMDataModule
 from dmx.data.labelled import LabelledDataModule, load_task
 from dmx.errors import UserError, error_line
 from dmx.model import EncoderShape, MaskedLM
-from dmx.runs import CONFIG_FILE, RunFolderBusy, RunLock, atomic_write_text
+from dmx.runs import CONFIG_FILE, RunFolderBusy, RunLock, atomic_write_text, is_rank_zero
 from dmx.tasks import ClassifierModule, MLMModule
 from dmx.tasks.classify import DEV_METRICS
 
@@ -52,6 +54,8 @@ class _DropAdverts(logging.Filter):
 
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdverts())
 warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")  # inside Lightning, not ours
+# Epoch metrics are torchmetrics sums, already reduced across processes when computed.
+warnings.filterwarnings("ignore", message=r".*It is recommended to use `self.log\('(val|train)/")
 
 
 def resolve_precision(impl: ImplConfig) -> str:
@@ -94,6 +98,9 @@ def _trainer(
         logger=logger or False,
         callbacks=callbacks,
         enable_checkpointing=False,  # RunFolder writes last.ckpt atomically itself
+        # The DataModules shard batches themselves (dmx.data.datamodule.EpochKeyedSampler),
+        # so that N processes see exactly the batches one would.
+        use_distributed_sampler=False,
         enable_progress_bar=impl.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -111,6 +118,9 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
     """
     from dmx.tracking import make_logger  # W&B is imported only when a run needs it
 
+    keep_freed_memory()
+    if not is_rank_zero():  # a data-parallel worker: rank 0 holds the folder and writes it
+        return _train_locked(config, run_dir, make_logger, writes=False)
     lock = RunLock(run_dir)
     try:
         lock.acquire()
@@ -125,9 +135,12 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
         lock.release()
 
 
-def _train_locked(config: Config, run_dir: Path, make_logger: Any) -> dict[str, Any]:
-    atomic_write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(config)))
-    folder = RunFolder(run_dir, config.seed, checkpoint=config.impl.checkpoint)
+def _train_locked(
+    config: Config, run_dir: Path, make_logger: Any, writes: bool = True
+) -> dict[str, Any]:
+    if writes:
+        atomic_write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(config)))
+    folder = RunFolder(run_dir, config.seed, checkpoint=config.impl.checkpoint, writes=writes)
     folder.write_summary()
     logger = None
     try:
@@ -162,7 +175,7 @@ def _train_locked(config: Config, run_dir: Path, make_logger: Any) -> dict[str, 
         torch.manual_seed(config.seed)
         gate = config.attention.pattern == "learned_gate"
         model = MaskedLM(encoder_shape(config.model, data.vocab_size, gate=gate))
-        logger = make_logger(config, run_dir, strategy)
+        logger = make_logger(config, run_dir, strategy) if writes else None
         if pretrained:
             _pretrain(config, data, model, folder, logger, run_dir)
         else:
@@ -264,6 +277,33 @@ def finetune(
     return scores, facts
 
 
+def one_device_per_job(config: Config, job: int) -> Config:
+    """A sweep's run trains on one device: with several GPUs, job k takes GPU k mod count,
+    so parallel jobs (hydra/launcher=joblib) spread over them instead of all taking GPU 0.
+
+    A run cannot start its own data-parallel processes inside a sweep (Lightning would start
+    each with the whole sweep's command line); it can where the cluster starts one process
+    per device itself (SLURM with tasks_per_node > 1).
+    """
+    impl = config.impl
+    devices = impl.devices
+    several = (isinstance(devices, int) and devices > 1) or (
+        isinstance(devices, (list, tuple)) and len(devices) > 1
+    )
+    if several and int(os.environ.get("SLURM_NTASKS", "1")) <= 1:
+        raise UserError(
+            f"impl.devices={devices} in a sweep: a sweep's runs train on one device each; "
+            "use dmx train for a data-parallel run, or sweep on SLURM with "
+            "hydra/launcher=slurm hydra.launcher.tasks_per_node=N"
+        )
+    gpus = torch.cuda.device_count()
+    if devices == "auto" and impl.accelerator in ("auto", "gpu", "cuda") and gpus > 1:
+        impl = dataclasses.replace(impl, devices=[job % gpus])
+        log.info("sweep job %d trains on GPU %d of %d", job, job % gpus, gpus)
+        return dataclasses.replace(config, impl=impl)
+    return config
+
+
 def _closing_line(summary: dict[str, Any], run_dir: Path) -> str:
     """The one line a finished run ends with; any figure that was not measured reads n/a."""
 
@@ -297,7 +337,10 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        summary = train(to_config(cfg), run_dir)
+        config = to_config(cfg)
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            config = one_device_per_job(config, int(hydra_cfg.job.num))
+        summary = train(config, run_dir)
     except UserError as err:
         print(error_line(err), file=sys.stderr)
         raise SystemExit(UserError.exit_code) from None
@@ -306,7 +349,8 @@ def main(cfg: DictConfig) -> float | None:
             raise
         log.error("run %s failed: %s: %s", run_dir, type(err).__name__, err)
         return None
-    log.info(_closing_line(summary, run_dir))
+    if is_rank_zero():
+        log.info(_closing_line(summary, run_dir))
     return summary.get("final_val_loss")
 
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from dmx.config import Config, to_config
 from dmx.errors import UserError, exception_line
-from dmx.overrides import config_overrides
+from dmx.overrides import config_overrides, hydra_overrides, override_key
 
 CONFIG_MODULE = "dmx.conf"
 
@@ -77,15 +77,25 @@ def check_devices(config: Config) -> None:
 def check_overrides(args: Sequence[str], *, multirun: bool) -> list[str]:
     """Validate every value a (multi)run would use, each swept value at least once.
 
-    Returns the overrides of the first run (each sweep at its first value).
+    Returns the overrides of the first run (each sweep at its first value). ``hydra.*``
+    settings (a launcher's n_jobs, a partition) are checked too, once, against the launcher
+    chosen: a typo there would otherwise surface as Hydra's multi-line error, or, on a
+    cluster, only once the jobs are submitted.
     """
     overrides = config_overrides(args)
+    settings = hydra_overrides(args)
     try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
+        parsed = OverridesParser.create().parse_overrides([*overrides, *settings])
     except OverrideParseException as err:
         raise UserError(_one_line(err)) from None
+    for text, override in zip([*overrides, *settings], parsed, strict=True):
+        # Hydra composes its own config (the launcher among it) once per sweep, not per run.
+        if override.is_sweep_override() and _is_hydra_key(override_key(text)):
+            raise UserError(
+                f"{text}: Hydra's own settings cannot be swept; give {override_key(text)} one value"
+            )
     choices: list[list[str]] = []
-    for text, override in zip(overrides, parsed, strict=True):
+    for text, override in zip(overrides, parsed[: len(overrides)], strict=True):
         if override.is_sweep_override():
             if not multirun:
                 raise UserError(
@@ -100,7 +110,14 @@ def check_overrides(args: Sequence[str], *, multirun: bool) -> list[str]:
     for i, values in enumerate(choices):
         for value in values[1:]:
             compose_checked([*base[:i], value, *base[i + 1 :]])
+    if settings:  # checked against the launcher chosen in base, with Hydra's node kept
+        compose_config([*base, *settings], with_hydra=True)
     return base
+
+
+def _is_hydra_key(key: str) -> bool:
+    """Hydra's own config: a group under hydra/ (hydra/launcher=joblib) or a hydra.* value."""
+    return key == "hydra" or key.startswith(("hydra/", "hydra."))
 
 
 def sweep_dir(overrides: Sequence[str]) -> str:

@@ -36,6 +36,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from dmx.allocator import keep_freed_memory
 from dmx.bench.peak import matmul_peak, synchronize
 from dmx.config import Config
 from dmx.data.datamodule import MLMDataModule
@@ -313,6 +314,7 @@ def bench_model(
     if precision not in PRECISIONS:
         raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     say = progress or (lambda _: None)
+    keep_freed_memory()  # as dmx train does
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise UserError("this GPU has no bf16; run dmx bench --precision fp32")

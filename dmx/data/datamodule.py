@@ -24,6 +24,7 @@ from dmx.config import DataConfig, MaskConfig
 from dmx.data.corpora import Corpus, load_corpus
 from dmx.data.sequences import Sequences
 from dmx.data.tokenizer import MASK_ID, N_SPECIAL, PAD_ID
+from dmx.errors import UserError
 from dmx.masking import EVAL_KEY, TokenMasker, rate_at
 from dmx.masking.diagnostics import MaskStats
 from dmx.masking.keyed import base_hash
@@ -49,20 +50,56 @@ class IndexedSequences(Dataset):
 
 
 class EpochKeyedSampler(Sampler[int]):
-    """A permutation that is a pure function of (seed, epoch); Lightning calls set_epoch."""
+    """A permutation that is a pure function of (seed, epoch); Lightning calls set_epoch.
 
-    def __init__(self, n: int, seed: int) -> None:
+    Under data parallelism every process holds one (``rank`` of ``world``) and yields its
+    share of each global batch of ``batch_size``: rank r gets the r-th slice of batch b, so
+    the processes together see exactly the batches one process would, in the same order,
+    and (masks being keyed by row index) with the same masks. A final global batch too
+    small to give every process a row is dropped when ``drop_tiny`` (training, where every
+    process must take the same number of steps); validation keeps it.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        seed: int | None,
+        batch_size: int | None = None,
+        rank: int = 0,
+        world: int = 1,
+        drop_tiny: bool = True,
+    ) -> None:
         self.n, self.seed, self.epoch = n, seed, 0
+        self.batch_size = batch_size or n or 1
+        self.rank, self.world, self.drop_tiny = rank, world, drop_tiny
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _order(self) -> list[int]:
+        if self.seed is None:  # validation: in order
+            return list(range(self.n))
+        generator = torch.Generator().manual_seed(base_hash(self.seed, 99, self.epoch) >> 1)
+        return torch.randperm(self.n, generator=generator).tolist()
+
+    def _share(self) -> list[int]:
+        order = self._order()
+        if self.world == 1:
+            return order
+        share = []
+        for start in range(0, self.n, self.batch_size):
+            batch = order[start : start + self.batch_size]
+            if len(batch) < self.world and self.drop_tiny:
+                break
+            m = len(batch)
+            share += batch[m * self.rank // self.world : m * (self.rank + 1) // self.world]
+        return share
+
     def __len__(self) -> int:
-        return self.n
+        return len(self._share()) if self.world > 1 else self.n
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(base_hash(self.seed, 99, self.epoch) >> 1)
-        return iter(torch.randperm(self.n, generator=generator).tolist())
+        return iter(self._share())
 
 
 class MLMDataModule(L.LightningDataModule):
@@ -119,20 +156,38 @@ class MLMDataModule(L.LightningDataModule):
         assert self.corpus is not None, "call setup() first"
         return self.corpus.vocab_size
 
+    def _ranks(self) -> tuple[int, int]:
+        """(rank, world size): data.batch_size is the global batch, split across processes,
+        so adding devices does not change the experiment."""
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        if self.cfg.batch_size % world:
+            raise UserError(
+                f"data.batch_size={self.cfg.batch_size} is the global batch and must divide "
+                f"evenly across {world} processes; make it a multiple of {world}"
+            )
+        return rank, world
+
     def train_dataloader(self) -> DataLoader:
         assert self.corpus is not None
         data = IndexedSequences(self.corpus.train)
-        return self._loader(data, sampler=EpochKeyedSampler(len(data), self.seed))
+        rank, world = self._ranks()
+        sampler = EpochKeyedSampler(len(data), self.seed, self.cfg.batch_size, rank, world)
+        return self._loader(data, sampler, world)
 
     def val_dataloader(self) -> DataLoader:
         assert self.corpus is not None
         data = IndexedSequences(self.corpus.val)
-        return self._loader(data, sampler=None)
+        rank, world = self._ranks()
+        sampler = EpochKeyedSampler(
+            len(data), None, self.cfg.batch_size, rank, world, drop_tiny=False
+        )
+        return self._loader(data, sampler, world)
 
-    def _loader(self, data: Dataset, sampler: Sampler | None) -> DataLoader:
+    def _loader(self, data: Dataset, sampler: Sampler, world: int) -> DataLoader:
         return DataLoader(
             data,
-            batch_size=self.cfg.batch_size,
+            batch_size=self.cfg.batch_size // world,
             sampler=sampler,
             shuffle=False,
             num_workers=self.num_workers,

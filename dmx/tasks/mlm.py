@@ -52,17 +52,28 @@ class MLMModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self._forward(batch, self.global_step)
-        loss = out.loss_sum / out.count.clamp_min(1)
+        tokens = batch["attention_mask"].sum()
+        count, world = out.count, self.trainer.world_size if self._trainer else 1
+        if world > 1:
+            # The loss of the global batch, as one process computes it: each process divides
+            # its summed loss by the global count of selected tokens, and DDP's gradient
+            # average (a mean over processes) is undone by the factor ``world``.
+            count, tokens = self.trainer.strategy.reduce(
+                torch.stack([out.count, tokens]), reduce_op="sum"
+            )
+        loss = out.loss_sum / count.clamp_min(1) * world
         if out.gate_mean is not None:
             self.attention_density.update(out.gate_mean.detach())
             loss = loss + gate_penalty(self.attention_cfg, out.gate_mean)
             self.log("train/gate_mean", out.gate_mean.detach())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}")
-        self.train_loss_sum.update(out.loss_sum.detach())
+        self.train_loss_sum.update(out.loss_sum.detach())  # summed across processes later
         self.train_count.update(out.count)
-        self.tokens_seen += int(batch["attention_mask"].sum())
-        self.log("train/loss", loss.detach(), prog_bar=True)
+        self.tokens_seen += int(tokens)
+        # Each process holds its share of the global loss: their sum is the loss.
+        synced = {"sync_dist": True, "reduce_fx": "sum"} if world > 1 else {}
+        self.log("train/loss", loss.detach() / world, prog_bar=True, **synced)
         return loss
 
     def on_train_epoch_start(self) -> None:
