@@ -7,6 +7,7 @@ import math
 import re
 from pathlib import Path
 
+import pytest
 from conftest import run_dmx
 
 from dmx.bench import STRATEGIES, bench_masking
@@ -29,3 +30,63 @@ def test_cli_ends_with_the_minimum_ratio(tmp_path: Path) -> None:
     ratios = [float(r) for r in re.findall(r"(\d+\.\d\d)x", result.stdout)]
     assert len(ratios) == len(STRATEGIES) + 1 and ratios[-1] == 1.0
     assert last == f"min_ratio_vs_collator={min(ratios[:-1]):.2f}"
+
+
+# --- the training-step benchmark ------------------------------------------------------------
+
+SHAPE = ["--layers", "1", "--hidden", "32", "--heads", "2", "--ffn", "64", "--vocab", "256"]
+SMALL = ["--seq-len", "32", "--batch-size", "8", "--steps", "2", "--warmup", "1", "--rounds", "1"]
+
+
+def _tiny_config():
+    from conftest import make_config
+
+    return make_config("mask=dynamic", "data.n_docs=120")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_step_the_loop_and_huggingface_are_timed_at_one_shape(precision: str) -> None:
+    from dmx.bench.model import DMX_LOOP, DMX_STEP, HF_STEP, PHASES, bench_model
+    from dmx.model import MaskedLM
+    from dmx.train import encoder_shape
+
+    config = _tiny_config()
+    result = bench_model(
+        config, precision=precision, vs_hf=True, warmup=1, steps=2, rounds=2, vocab_size=512
+    )
+    assert [e.label for e in result.engines] == [DMX_STEP, DMX_LOOP, HF_STEP]
+    assert result.shape["vocab"] == 512 and result.precision == precision
+    tokens = config.data.batch_size * config.data.seq_len
+    dmx_flops = MaskedLM(encoder_shape(config.model, 512)).flops_per_token(
+        config.data.seq_len, config.mask.prob
+    )
+    step, loop, hf = result.engines
+    assert step.flops_per_token == loop.flops_per_token == dmx_flops
+    assert hf.flops_per_token > dmx_flops  # its head scores every position
+    for engine in result.engines:
+        assert engine.tokens_per_step == tokens and len(engine.step_s) == 2
+        assert engine.tokens_per_s == tokens / engine.seconds_per_step
+    for engine in (step, hf):  # the phases add up to the step
+        assert sum(engine.phase(p) for p in PHASES) == pytest.approx(
+            engine.seconds_per_step, rel=0.5
+        )
+    assert result.ratio_vs_hf == step.tokens_per_s / hf.tokens_per_s
+    assert result.loop_overhead == 1 - loop.tokens_per_s / step.tokens_per_s
+    assert result.peak_flops > 0
+    assert result.fraction_of_peak(step) == step.flops_per_s() / result.peak_flops
+
+
+def test_cli_ends_with_the_ratio_vs_hf(tmp_path: Path) -> None:
+    result = run_dmx("bench", "--vs-hf", *SHAPE, *SMALL, cwd=tmp_path)
+    lines = result.stdout.strip().splitlines()
+    assert re.fullmatch(r"ratio_vs_hf=\d+\.\d\d", lines[-1]), lines[-1]
+    assert any(line.startswith("matmul peak measured here: ") for line in lines)
+    assert any(line.startswith("dmx train loop overhead vs the bare step: ") for line in lines)
+    rows = {r.split("│")[1].strip(): r for r in lines if r.startswith("│ ")}
+    assert any(label.startswith("dmx") for label in rows)
+
+
+def test_cli_refuses_an_unknown_precision(tmp_path: Path) -> None:
+    result = run_dmx("bench", "--precision", "fp8", *SHAPE, *SMALL, cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "dmx: error: --precision must be one of fp32, bf16; got 'fp8'"
