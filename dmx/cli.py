@@ -318,6 +318,17 @@ def bench(
     loop: Annotated[
         bool, typer.Option("--loop/--no-loop", help="Also time the real dmx train loop.")
     ] = True,
+    data: Annotated[
+        bool,
+        typer.Option(
+            "--data",
+            help="Time preprocessing a synthetic text corpus into the token cache, and "
+            "reading it back.",
+        ),
+    ] = False,
+    tokens: Annotated[
+        int, typer.Option("--tokens", min=10_000, help="--data: the corpus size in tokens.")
+    ] = 10_000_000,
 ) -> None:
     """Measure training speed in this process, next to HuggingFace at the same shape.
 
@@ -336,11 +347,16 @@ def bench(
       dmx bench --masking
 
       dmx bench --masking --seq-len 512 --batch-size 8
+
+      dmx bench --data --tokens 100000000      [dim]# preprocessing rate, 100M tokens[/dim]
     """
     from rich.console import Console
 
     if masking:
         _bench_masking(seq_len, batch_size, rounds or 7)
+        return
+    if data:
+        _bench_data(tokens, vocab, seq_len)
         return
     from dmx.bench.model import bench_model, render
     from dmx.validate import compose_checked
@@ -379,6 +395,28 @@ def bench(
     Console().print(table)
     for line in lines:
         typer.echo(line)
+
+
+def _bench_data(tokens: int, vocab: int, seq_len: int) -> None:
+    import tempfile
+
+    from dmx.bench.data import bench_data
+
+    with tempfile.TemporaryDirectory(prefix="dmx-bench-data-") as workdir:
+        r = bench_data(tokens, Path(workdir), vocab_size=vocab, seq_len=seq_len)
+    typer.echo(
+        f"synthetic corpus: {r.text_mb:,.0f} MB of text, {r.tokens:,} tokens "
+        f"(written in {r.write_s:.1f} s)"
+    )
+    typer.echo(
+        f"preprocess (train BPE {vocab}, encode, write the memory-mapped cache): "
+        f"{r.preprocess_s:.1f} s, {r.preprocess_tokens_per_s:,.0f} tokens/s"
+    )
+    typer.echo(f"open the cache again: {r.open_s * 1e3:.0f} ms")
+    typer.echo(f"read {r.rows:,} random rows of {seq_len}: {r.read_tokens_per_s:,.0f} tokens/s")
+    if r.peak_rss_mb is not None:
+        typer.echo(f"peak resident memory of this process: {r.peak_rss_mb:,.0f} MB")
+    typer.echo(f"preprocess_tokens_per_s={r.preprocess_tokens_per_s:.0f}")
 
 
 def _bench_masking(seq_len: int, batch_size: int, rounds: int) -> None:

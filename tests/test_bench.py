@@ -90,3 +90,20 @@ def test_cli_refuses_an_unknown_precision(tmp_path: Path) -> None:
     result = run_dmx("bench", "--precision", "fp8", *SHAPE, *SMALL, cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert result.stderr.strip() == "dmx: error: --precision must be one of fp32, bf16; got 'fp8'"
+
+
+def test_data_bench_preprocesses_and_reads_back_a_synthetic_corpus(tmp_path: Path) -> None:
+    from dmx.bench.data import bench_data, write_synthetic_corpus
+
+    size = write_synthetic_corpus(tmp_path / "a.txt", 5000, seed=1)
+    assert size == (tmp_path / "a.txt").stat().st_size / 1e6
+    assert (tmp_path / "a.txt").read_text() == (
+        write_synthetic_corpus(tmp_path / "b.txt", 5000, seed=1)
+        and (tmp_path / "b.txt").read_text()
+    )
+    r = bench_data(50_000, tmp_path / "work", vocab_size=512, seq_len=32, rows=100)
+    # The streams hold about the tokens asked for (words are 1.35 BPE tokens on average).
+    assert 35_000 < r.tokens < 70_000
+    assert r.rows == 100 and r.preprocess_tokens_per_s == r.tokens / r.preprocess_s
+    assert r.open_s < r.preprocess_s  # the second run opens the cache, it does not rebuild it
+    assert list((tmp_path / "work" / "cache").glob("synthetic-*/train.ids.npy"))

@@ -37,7 +37,7 @@ import lightning as L
 import torch
 
 from dmx.allocator import keep_freed_memory
-from dmx.bench.peak import matmul_peak, synchronize
+from dmx.bench.peak import matmul_peak, peak_rss_mb, reset_peak_rss, synchronize
 from dmx.config import Config
 from dmx.data.datamodule import MLMDataModule
 from dmx.errors import UserError
@@ -111,29 +111,18 @@ class BenchResult:
 
 # --- memory ----------------------------------------------------------------------------------
 
-_CLEAR_REFS = Path("/proc/self/clear_refs")
-_STATUS = Path("/proc/self/status")
-
 
 def _reset_peak_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     else:
-        # Linux: writing 5 resets the process's peak resident set (VmHWM) to its current size.
-        with contextlib.suppress(OSError):
-            _CLEAR_REFS.write_text("5")
+        reset_peak_rss()
 
 
 def _peak_memory_mb(device: torch.device) -> float | None:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
+    return peak_rss_mb()
 
 
 # --- engines ---------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The machine's own matrix-multiply peak, measured in this process.
+"""What the machine can do, measured in this process: its matrix-multiply peak, and the
+process's peak memory.
 
 A fraction of a data-sheet peak says little on a shared 2-core VM (turbo, noisy
 neighbours, which vector units the build uses); a fraction of what this very process
@@ -8,9 +9,14 @@ much of the reachable speed the training step leaves unused.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from pathlib import Path
 
 import torch
+
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_STATUS = Path("/proc/self/status")
 
 
 def synchronize(device: torch.device) -> None:
@@ -44,3 +50,22 @@ def matmul_peak(
                 break
         best = max(best, 2.0 * n**3 * reps / elapsed)
     return best
+
+
+def reset_peak_rss() -> None:
+    """Linux: writing 5 to clear_refs resets the process's peak resident set (VmHWM) to its
+    current size, so the next reading is the peak of what runs in between."""
+    with contextlib.suppress(OSError):
+        _CLEAR_REFS.write_text("5")
+
+
+def peak_rss_mb() -> float | None:
+    """The process's peak resident memory in MiB since start or the last reset; None where
+    /proc is not there."""
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
