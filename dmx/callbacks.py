@@ -101,9 +101,12 @@ class RunFolder(L.Callback):
         self.history.append(row)
         if self.writes:
             write_history(self.run_dir / HISTORY_FILE, self.history)
+        metrics = self._metrics_from_history(pl_module, train_s)
+        diagnostics = self._diagnostics(trainer, pl_module, train_s)
         self.write_summary(
-            **self._metrics_from_history(pl_module, train_s),
-            **self._diagnostics(trainer, pl_module, train_s),
+            **metrics,
+            **diagnostics,
+            **self._utilisation(trainer, pl_module, metrics["tokens_per_s"], diagnostics),
         )
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -150,6 +153,33 @@ class RunFolder(L.Callback):
         density = getattr(pl_module, "realised_attention_density", None)
         if density is not None:
             out["attention_density"] = density()
+        return out
+
+    @staticmethod
+    def _utilisation(
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        tokens_per_s: float | None,
+        diagnostics: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The model's training FLOPs per token (at the realised mask rate: the head scores
+        only masked positions), the FLOP/s reached, and on a GPU the model FLOPs
+        utilisation against that GPU's matrix-multiply peak, measured once per process."""
+        model, data = getattr(pl_module, "model", None), trainer.datamodule
+        if tokens_per_s is None or not hasattr(model, "flops_per_token") or data is None:
+            return {}
+        rate = diagnostics.get("mask_rate")
+        if rate is None:
+            rate = data.mask_cfg.prob if hasattr(data, "mask_cfg") else 0.0
+        flops = model.flops_per_token(data.cfg.seq_len, rate)
+        out: dict[str, Any] = {
+            "flops_per_token": round(flops),
+            "model_tflops": round(tokens_per_s * flops / 1e12, 4),
+        }
+        peak = provenance.matmul_peak_flops(pl_module.device, str(trainer.precision))
+        if peak:
+            out["mfu"] = round(tokens_per_s * flops / (peak * trainer.world_size), 4)
+            out["peak_tflops"] = round(peak / 1e12, 1)
         return out
 
     def finish(self) -> None:

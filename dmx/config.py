@@ -360,6 +360,9 @@ class ImplConfig:
     cache_dir: str | None = None
     # Save checkpoints/last.ckpt at the end of every epoch.
     checkpoint: bool = True
+    # torch.compile each encoder block (state_dict keys unchanged). Worth it on a GPU; on
+    # the 2-core CPU it made bf16 steps slower, so it is off by default.
+    compile: bool = False
 
     def __post_init__(self) -> None:
         _check(

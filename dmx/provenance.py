@@ -43,3 +43,22 @@ def peak_mem_mb(device: torch.device) -> float:
         return torch.cuda.max_memory_allocated(device) / 2**20
     # ru_maxrss is in KiB on Linux: the process's peak resident memory.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+_PEAKS: dict[tuple[str, str], float] = {}
+
+
+def matmul_peak_flops(device: torch.device, precision: str) -> float | None:
+    """A GPU's measured matrix-multiply FLOP/s in the run's precision, once per process
+    (about a second); None on a CPU, where ``dmx bench`` measures it instead of every run."""
+    if device.type != "cuda":
+        return None
+    key = (str(device), precision)
+    if key not in _PEAKS:
+        from dmx.bench.peak import matmul_peak
+
+        dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(
+            precision.split("-")[0], torch.float32
+        )
+        _PEAKS[key] = matmul_peak(dtype, device, sizes=(4096, 8192), seconds=0.3)
+    return _PEAKS[key]

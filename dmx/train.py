@@ -175,6 +175,11 @@ def _train_locked(
         torch.manual_seed(config.seed)
         gate = config.attention.pattern == "learned_gate"
         model = MaskedLM(encoder_shape(config.model, data.vocab_size, gate=gate))
+        if config.impl.compile:
+            # Block by block and in place, so parameter names (and checkpoints) stay as
+            # they are; the head and loss see a varying number of masked positions.
+            for block in model.blocks:
+                block.compile()
         logger = make_logger(config, run_dir, strategy) if writes else None
         if pretrained:
             _pretrain(config, data, model, folder, logger, run_dir)

@@ -22,6 +22,14 @@ from dmx.overrides import config_overrides, hydra_overrides, override_key
 
 CONFIG_MODULE = "dmx.conf"
 
+# Launchers whose runs execute on this machine. Only there is "no GPU visible" a mistake: a
+# SLURM sweep is submitted from a login node that has none, to nodes that do.
+LOCAL_LAUNCHERS = {
+    "hydra._internal.core_plugins.basic_launcher.BasicLauncher",
+    "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+    "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher",
+}
+
 
 def _one_line(err: Exception) -> str:
     if isinstance(err, MissingConfigException) and err.options is not None:
@@ -50,10 +58,15 @@ def compose_config(overrides: Sequence[str], *, with_hydra: bool = False) -> Dic
         GlobalHydra.instance().clear()
 
 
-def compose_checked(overrides: Sequence[str]) -> Config:
-    """Compose one config and check its values; raises UserError on any problem."""
+def compose_checked(overrides: Sequence[str], *, devices: bool = True) -> Config:
+    """Compose one config and check its values; raises UserError on any problem.
+
+    ``devices`` also checks that the GPUs asked for are visible here; off when the runs
+    execute on other machines.
+    """
     config = to_config(compose_config(overrides))
-    check_devices(config)
+    if devices:
+        check_devices(config)
     return config
 
 
@@ -79,8 +92,8 @@ def check_overrides(args: Sequence[str], *, multirun: bool) -> list[str]:
 
     Returns the overrides of the first run (each sweep at its first value). ``hydra.*``
     settings (a launcher's n_jobs, a partition) are checked too, once, against the launcher
-    chosen: a typo there would otherwise surface as Hydra's multi-line error, or, on a
-    cluster, only once the jobs are submitted.
+    chosen: a typo there would otherwise surface as Hydra's multi-line error, after the
+    sweep folder is made. The GPUs asked for are checked only where the runs will execute.
     """
     overrides = config_overrides(args)
     settings = hydra_overrides(args)
@@ -106,12 +119,14 @@ def check_overrides(args: Sequence[str], *, multirun: bool) -> list[str]:
         else:
             choices.append([text])
     base = [values[0] for values in choices]
-    compose_checked(base)
+    # Hydra's node, composed once: it checks the hydra.* settings against the launcher that
+    # base chose, and tells where the runs will execute (a single run always runs here).
+    launcher = compose_config([*base, *settings], with_hydra=True).hydra.launcher
+    here = not multirun or launcher.get("_target_") in LOCAL_LAUNCHERS
+    compose_checked(base, devices=here)
     for i, values in enumerate(choices):
         for value in values[1:]:
-            compose_checked([*base[:i], value, *base[i + 1 :]])
-    if settings:  # checked against the launcher chosen in base, with Hydra's node kept
-        compose_config([*base, *settings], with_hydra=True)
+            compose_checked([*base[:i], value, *base[i + 1 :]], devices=here)
     return base
 
 

@@ -47,6 +47,8 @@ TIMINGS = {
     "mask_time_s",
     "mask_time_share",
     "finetune_s",
+    "model_tflops",
+    "mfu",
 }
 
 
