@@ -318,6 +318,9 @@ def bench(
     loop: Annotated[
         bool, typer.Option("--loop/--no-loop", help="Also time the real dmx train loop.")
     ] = True,
+    compile_blocks: Annotated[
+        bool, typer.Option("--compile", help="torch.compile dmx's encoder blocks (impl.compile).")
+    ] = False,
     data: Annotated[
         bool,
         typer.Option(
@@ -374,6 +377,7 @@ def bench(
         f"data.n_docs={n_docs}",
         "mask=dynamic",
         "logger=none",
+        f"impl.compile={str(compile_blocks).lower()}",
     ]
     console = Console(stderr=True)
     try:

@@ -351,7 +351,10 @@ class ImplConfig:
     """
 
     accelerator: str = "auto"
+    # Devices per machine; more than one trains with DDP (data.batch_size stays global).
     devices: Any = "auto"
+    # Machines, for a multi-node run started by torchrun or SLURM.
+    num_nodes: int = 1
     # auto: bf16 mixed precision on a GPU that has it, fp32 on the CPU.
     precision: str = "auto"
     num_workers: int = 0
@@ -374,6 +377,7 @@ class ImplConfig:
             f"impl.precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}",
         )
         _check(self.num_workers >= 0, f"impl.num_workers must be >= 0, got {self.num_workers}")
+        _check(self.num_nodes >= 1, f"impl.num_nodes must be >= 1, got {self.num_nodes}")
 
 
 @dataclass

@@ -255,6 +255,13 @@ class MaskedLM(nn.Module):
         correct = None if self.training else (logits.argmax(dim=-1) == targets).sum()
         return MLMOutput(loss_sum, correct, targets.new_tensor(targets.numel()), gate_mean)
 
+    def compile_blocks(self) -> None:
+        """torch.compile each encoder block, in place: parameter names (and so checkpoints)
+        stay as they are, and the head and loss, which see a varying number of masked
+        positions per batch, stay eager instead of recompiling."""
+        for block in self.blocks:
+            block.compile()
+
     def num_parameters(self, non_embedding: bool = True) -> int:
         n = sum(p.numel() for p in self.parameters())
         return n - self.pos.weight.numel() if non_embedding else n

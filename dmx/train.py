@@ -91,6 +91,7 @@ def _trainer(
     return L.Trainer(
         accelerator=impl.accelerator,
         devices=impl.devices,
+        num_nodes=impl.num_nodes,
         precision=resolve_precision(impl),
         max_epochs=config.trainer.max_epochs if max_epochs is None else max_epochs,
         max_steps=config.trainer.max_steps,
@@ -176,10 +177,7 @@ def _train_locked(
         gate = config.attention.pattern == "learned_gate"
         model = MaskedLM(encoder_shape(config.model, data.vocab_size, gate=gate))
         if config.impl.compile:
-            # Block by block and in place, so parameter names (and checkpoints) stay as
-            # they are; the head and loss see a varying number of masked positions.
-            for block in model.blocks:
-                block.compile()
+            model.compile_blocks()
         logger = make_logger(config, run_dir, strategy) if writes else None
         if pretrained:
             _pretrain(config, data, model, folder, logger, run_dir)

@@ -83,6 +83,7 @@ class BenchResult:
     threads: int
     peak_flops: float
     engines: list[EngineResult]
+    compiled: bool = False
 
     def engine(self, label: str) -> EngineResult | None:
         return next((e for e in self.engines if e.label == label), None)
@@ -320,6 +321,8 @@ def bench_model(
 
     torch.manual_seed(config.seed)
     model = MaskedLM(encoder_shape(config.model, vocab))
+    if config.impl.compile:
+        model.compile_blocks()
     module = MLMModule(model, config.optim, config.attention, seed=config.seed)
     dmx_step = DmxStep(module, data, config, device, total)
     dmx_step.precision = precision
@@ -347,6 +350,8 @@ def bench_model(
         results[DMX_LOOP] = EngineResult(DMX_LOOP, batch * seq, results[DMX_STEP].flops_per_token)
         loop_config = _loop_config(config, precision, total)
         loop_model = MaskedLM(encoder_shape(config.model, vocab))
+        if config.impl.compile:
+            loop_model.compile_blocks()
         loop_module = MLMModule(loop_model, config.optim, config.attention, seed=config.seed)
         folder = Path(tempfile.mkdtemp(prefix="dmx-bench-"))
 
@@ -404,6 +409,7 @@ def bench_model(
         threads=torch.get_num_threads(),
         peak_flops=peak,
         engines=list(results.values()),
+        compiled=config.impl.compile,
     )
 
 
@@ -431,7 +437,8 @@ def render(result: BenchResult) -> tuple[Any, list[str]]:
     title = (
         f"Training step, {s['layers']} layers x {s['hidden']} (heads {s['heads']}, ffn "
         f"{s['ffn']}), vocab {s['vocab']}, {s['batch']} x {s['seq_len']} tokens, "
-        f"{result.precision}, {result.device}, {result.threads} threads; medians of rounds"
+        f"{result.precision}{' compiled' if result.compiled else ''}, {result.device}, "
+        f"{result.threads} threads; medians of rounds"
     )
     table = Table(title=title)
     headers = (
