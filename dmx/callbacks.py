@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
 from dmx import provenance
 from dmx.runs import (
     CHECKPOINT_DIR,
     HISTORY_FILE,
+    LAST_CHECKPOINT,
     METRICS_FILE,
     STATUS_DONE,
     STATUS_FAILED,
     STATUS_RUNNING,
+    step_checkpoints,
     write_history,
     write_json,
 )
@@ -37,14 +41,26 @@ class RunFolder(L.Callback):
     """
 
     def __init__(
-        self, run_dir: Path, seed: int, checkpoint: bool, writes: bool = True, **facts: Any
+        self,
+        run_dir: Path,
+        seed: int,
+        checkpoint: bool,
+        writes: bool = True,
+        every_n_steps: int = 0,
+        keep: int = 2,
+        **facts: Any,
     ) -> None:
         # Under data parallelism only global rank 0 writes; the others keep the same state.
         self.run_dir, self.checkpoint, self.writes = run_dir, checkpoint, writes
+        self.every_n_steps, self.keep = every_n_steps, keep
         self.history: list[dict[str, Any]] = []
         self.started = time.perf_counter()
         self.train_s = 0.0  # training time of finished epochs, validation excluded
         self._epoch_start = self._epoch_train_s = 0.0
+        self._epoch_offset = 0.0  # a resumed epoch's training time before the checkpoint
+        self._epoch_offset_at_start = 0.0
+        self._mid_epoch = False  # whether the checkpoint being written is taken mid-epoch
+        self._rng_at_first_batch: dict[str, Any] | None = None
         self.summary: dict[str, Any] = {
             "status": STATUS_RUNNING,
             "seed": seed,
@@ -68,13 +84,34 @@ class RunFolder(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = time.perf_counter()
-        self._epoch_train_s = 0.0
+        self._epoch_offset_at_start, self._epoch_offset = self._epoch_offset, 0.0
+        self._epoch_train_s = self._epoch_offset_at_start
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        # Resumed mid-epoch, Lightning does not start the epoch again (no
+        # on_train_epoch_start), and the loader's iterator was made again on the way here:
+        # it draws a seed from torch's generator, as the uninterrupted run did before the
+        # checkpoint. So the epoch's clock and the generator are set here, before the step.
+        if self._rng_at_first_batch is not None:
+            _set_rng(self._rng_at_first_batch)
+            self._rng_at_first_batch = None
+            self._epoch_start = time.perf_counter()
+            self._epoch_offset_at_start, self._epoch_offset = self._epoch_offset, 0.0
 
     def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
     ) -> None:
         # Training time only: the time to the latest batch end, validation excluded.
-        self._epoch_train_s = time.perf_counter() - self._epoch_start
+        self._epoch_train_s = self._epoch_offset_at_start + time.perf_counter() - self._epoch_start
+        n = self.every_n_steps
+        last_of_epoch = batch_idx + 1 >= trainer.num_training_batches  # the epoch's own follows
+        if self.checkpoint and n and trainer.global_step % n == 0 and not last_of_epoch:
+            self.save_checkpoint(trainer, mid_epoch=True)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # on_validation_end, not _epoch_end: it runs after the module has logged val/loss.
@@ -113,14 +150,58 @@ class RunFolder(L.Callback):
         self.train_s += self._epoch_train_s
         self._epoch_train_s = 0.0
         if self.checkpoint:
-            self.save_checkpoint(trainer)
+            self.save_checkpoint(trainer, mid_epoch=False)
 
-    def save_checkpoint(self, trainer: L.Trainer) -> None:
-        final = self.run_dir / CHECKPOINT_DIR / "last.ckpt"
-        tmp = final.with_name(".last.ckpt.tmp")
+    def save_checkpoint(self, trainer: L.Trainer, mid_epoch: bool) -> None:
+        """``step-<global step>.ckpt``, written under a temporary name and renamed; then
+        ``last.ckpt`` names the newest (a hard link, no second copy), and only the newest
+        ``keep`` step files stay."""
+        folder = self.run_dir / CHECKPOINT_DIR
+        final = folder / f"step-{trainer.global_step:09d}.ckpt"
+        tmp = folder / f".{final.name}.tmp"
+        self._mid_epoch = mid_epoch
         trainer.save_checkpoint(tmp, weights_only=False)  # collective under DDP: all ranks call it
-        if trainer.is_global_zero:
-            os.replace(tmp, final)
+        if not (trainer.is_global_zero and self.writes):
+            return
+        os.replace(tmp, final)
+        link = folder / ".last.ckpt.tmp"
+        link.unlink(missing_ok=True)
+        try:
+            os.link(final, link)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(final, link)
+        os.replace(link, folder / LAST_CHECKPOINT)
+        for old in step_checkpoints(self.run_dir)[self.keep :]:
+            old.unlink(missing_ok=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "history": self.history,
+            "train_s": self.train_s,
+            "epoch_train_s": self._epoch_train_s if self._mid_epoch else 0.0,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = list(state["history"])
+        self.train_s = float(state["train_s"])
+        self._epoch_offset = float(state["epoch_train_s"])
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # Dropout draws from torch's generator: it continues where it was, so a resumed run
+        # draws what the uninterrupted one drew.
+        checkpoint["dmx_rng"] = _get_rng()
+        checkpoint["dmx_mid_epoch"] = self._mid_epoch
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        rng = checkpoint.get("dmx_rng")
+        if rng is not None:
+            _set_rng(rng)
+            if checkpoint.get("dmx_mid_epoch"):
+                self._rng_at_first_batch = rng
 
     def _metrics_from_history(self, pl_module: L.LightningModule, train_s: float) -> dict[str, Any]:
         last = self.history[-1]
@@ -190,3 +271,16 @@ class RunFolder(L.Callback):
         self.write_summary(
             status=STATUS_FAILED, error=reason, wall_s=round(time.perf_counter() - self.started, 3)
         )
+
+
+def _get_rng() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -361,8 +361,11 @@ class ImplConfig:
     progress_bar: bool = True
     # Tokenized corpora are cached here (null: $DMX_CACHE_DIR, else ~/.cache/dmx).
     cache_dir: str | None = None
-    # Save checkpoints/last.ckpt at the end of every epoch.
+    # Save checkpoints at the end of every epoch (checkpoints/last.ckpt is the newest), and
+    # every N optimiser steps when checkpoint_every_n_steps > 0; keep the newest few.
     checkpoint: bool = True
+    checkpoint_every_n_steps: int = 0
+    keep_checkpoints: int = 2
     # torch.compile each encoder block (state_dict keys unchanged). Worth it on a GPU; on
     # the 2-core CPU it made bf16 steps slower, so it is off by default.
     compile: bool = False
@@ -378,6 +381,14 @@ class ImplConfig:
         )
         _check(self.num_workers >= 0, f"impl.num_workers must be >= 0, got {self.num_workers}")
         _check(self.num_nodes >= 1, f"impl.num_nodes must be >= 1, got {self.num_nodes}")
+        _check(
+            self.checkpoint_every_n_steps >= 0,
+            f"impl.checkpoint_every_n_steps must be >= 0, got {self.checkpoint_every_n_steps}",
+        )
+        _check(
+            self.keep_checkpoints >= 1,
+            f"impl.keep_checkpoints must be >= 1, got {self.keep_checkpoints}",
+        )
 
 
 @dataclass
@@ -400,9 +411,16 @@ class LoggerConfig:
         )
 
 
+RESUME = ("auto", "true", "false")
+
+
 @dataclass
 class Config:
     seed: int = 0
+    # auto: continue a run folder's unfinished run from its newest checkpoint, and train
+    # nothing for a finished one; true: the same, but a folder with nothing to resume is an
+    # error; false: start over, replacing what the folder holds.
+    resume: str = "auto"
     # Names the experiment in run folders and W&B; presets in experiments/ set it.
     experiment_name: str = "default"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -417,6 +435,11 @@ class Config:
 
     def __post_init__(self) -> None:
         _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        _check(
+            str(self.resume).lower() in RESUME,
+            f"resume must be one of {', '.join(RESUME)}; got {self.resume!r}",
+        )
+        self.resume = str(self.resume).lower()
         _check(
             self.data.seq_len <= self.model.max_seq_len,
             f"data.seq_len ({self.data.seq_len}) exceeds model.max_seq_len "

@@ -34,6 +34,7 @@ CONFIG_FILE = "config.yaml"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
 LOCK_FILE = ".lock"
 
 STATUS_RUNNING = "running"
@@ -137,6 +138,12 @@ def find_runs(root: Path) -> Iterator[Path]:
         dirnames[:] = sorted(d for d in dirnames if d not in {"wandb", CHECKPOINT_DIR, ".hydra"})
         if METRICS_FILE in filenames:
             yield Path(dirpath)
+
+
+def step_checkpoints(run_dir: Path) -> list[Path]:
+    """The run's step-<N>.ckpt files, newest first."""
+    folder = run_dir / CHECKPOINT_DIR
+    return sorted(folder.glob("step-*.ckpt"), reverse=True) if folder.is_dir() else []
 
 
 def is_rank_zero() -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -38,7 +39,19 @@ from dmx.data.datamodule import MLMDataModule
 from dmx.data.labelled import LabelledDataModule, load_task
 from dmx.errors import UserError, error_line
 from dmx.model import EncoderShape, MaskedLM
-from dmx.runs import CONFIG_FILE, RunFolderBusy, RunLock, atomic_write_text, is_rank_zero
+from dmx.runs import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    STATUS_DONE,
+    RunFolderBusy,
+    RunLock,
+    atomic_write_text,
+    is_rank_zero,
+    read_metrics,
+    step_checkpoints,
+)
 from dmx.tasks import ClassifierModule, MLMModule
 from dmx.tasks.classify import DEV_METRICS
 
@@ -54,6 +67,9 @@ class _DropAdverts(logging.Filter):
 
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdverts())
 warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")  # inside Lightning, not ours
+# The DataModule resumes mid-epoch itself (its state_dict holds the position), which
+# Lightning's check for a resumable DataLoader cannot see.
+warnings.filterwarnings("ignore", message=r".*your dataloader is not resumable.*")
 # Epoch metrics are torchmetrics sums, already reduced across processes when computed.
 warnings.filterwarnings("ignore", message=r".*It is recommended to use `self.log\('(val|train)/")
 
@@ -139,10 +155,31 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
 def _train_locked(
     config: Config, run_dir: Path, make_logger: Any, writes: bool = True
 ) -> dict[str, Any]:
+    previous = _previous_run(config, run_dir)
+    if isinstance(previous, dict):  # finished: nothing to train
+        log.info(
+            "run folder %s holds a finished run; nothing to train (resume=false trains it "
+            "again from the start)",
+            run_dir,
+        )
+        return previous
+    resume_from = previous
     if writes:
+        if resume_from is None:
+            _clear_run(run_dir)
         atomic_write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(config)))
-    folder = RunFolder(run_dir, config.seed, checkpoint=config.impl.checkpoint, writes=writes)
-    folder.write_summary()
+    impl = config.impl
+    folder = RunFolder(
+        run_dir,
+        config.seed,
+        checkpoint=impl.checkpoint,
+        writes=writes,
+        every_n_steps=impl.checkpoint_every_n_steps,
+        keep=impl.keep_checkpoints,
+    )
+    folder.write_summary(resumed_from_step=resume_from[1] if resume_from else 0)
+    if resume_from:
+        log.info("resuming from %s (step %d)", resume_from[0], resume_from[1])
     logger = None
     try:
         L.seed_everything(config.seed, workers=True, verbose=False)
@@ -180,7 +217,7 @@ def _train_locked(
             model.compile_blocks()
         logger = make_logger(config, run_dir, strategy) if writes else None
         if pretrained:
-            _pretrain(config, data, model, folder, logger, run_dir)
+            _pretrain(config, data, model, folder, logger, run_dir, resume_from)
         else:
             log.info("trainer.max_epochs=0: no pretraining; the encoder keeps its initialisation")
         if labelled is not None:
@@ -205,15 +242,96 @@ def _pretrain(
     folder: RunFolder,
     logger: Any,
     run_dir: Path,
+    resume_from: tuple[Path, int] | None = None,
 ) -> None:
-    """Masked-language-model pretraining; ``folder`` records its history and metrics."""
+    """Masked-language-model pretraining; ``folder`` records its history and metrics.
+
+    From a checkpoint, Lightning restores the weights, the optimiser, the schedule and the
+    loops; the DataModule, the module and ``folder`` restore the rest (the position in the
+    epoch, the mask statistics, the running sums, torch's generator), so the run goes on
+    as if it had never stopped. Checkpoints load with ``weights_only``: no code runs.
+    """
     module = MLMModule(model, config.optim, config.attention, seed=config.seed)
     trainer = _trainer(config, [folder], logger.lightning if logger else None, run_dir)
-    trainer.fit(module, datamodule=data)
+    ckpt = str(resume_from[0]) if resume_from else None
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
     if trainer.interrupted:
         raise KeyboardInterrupt("training was interrupted")
     if not folder.history:  # trainer.max_steps stopped it before the first validation
         trainer.validate(module, datamodule=data, verbose=False)
+
+
+def _previous_run(config: Config, run_dir: Path) -> dict[str, Any] | tuple[Path, int] | None:
+    """What the folder holds, as resume= decides: a finished run's metrics (train nothing),
+    the checkpoint to continue from and its step, or None (start from the beginning)."""
+    if config.resume == "false":
+        return None
+    metrics = None
+    if (run_dir / METRICS_FILE).exists():
+        try:
+            metrics = read_metrics(run_dir)
+        except (OSError, ValueError):
+            metrics = None  # unreadable: there is nothing trustworthy to continue
+    if metrics is not None:
+        _check_same_experiment(config, run_dir)
+        if metrics.get("status") == STATUS_DONE:
+            return metrics
+    checkpoint = _loadable_checkpoint(run_dir)
+    if checkpoint is None and config.resume == "true":
+        raise UserError(
+            f"resume=true but {run_dir} holds no checkpoint to resume from; run without "
+            "resume=true to start it"
+        )
+    return checkpoint
+
+
+def _check_same_experiment(config: Config, run_dir: Path) -> None:
+    """A folder is resumed only by the run it holds: another experiment (any setting but
+    resume, impl and logger) would continue from weights it did not train."""
+    saved_path = run_dir / CONFIG_FILE
+    if not saved_path.exists():
+        return
+    try:
+        saved = OmegaConf.to_container(OmegaConf.load(saved_path))
+    except Exception:  # noqa: BLE001 - an unreadable record cannot vouch for the folder
+        saved = None
+    ours = OmegaConf.to_container(OmegaConf.structured(config))
+    ignored = ("resume", "impl", "logger")
+    if not isinstance(saved, dict) or any(
+        saved.get(k) != ours.get(k) for k in ours if k not in ignored
+    ):
+        raise UserError(
+            f"{run_dir} holds a run with another config; train into another folder "
+            "(hydra.run.dir=...), or add resume=false to replace it"
+        )
+
+
+def _loadable_checkpoint(run_dir: Path) -> tuple[Path, int] | None:
+    """The newest checkpoint that loads (safely: tensors and plain data only), with its
+    global step; a truncated or corrupt newer one is skipped with a warning."""
+    bad = []
+    for path in step_checkpoints(run_dir):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            return path, int(state["global_step"])
+        except Exception as err:  # noqa: BLE001 - any failure to load means: not this one
+            bad.append(f"{path.name} ({type(err).__name__})")
+            log.warning("checkpoint %s does not load (%s); trying an older one", path, err)
+    if bad:
+        raise UserError(
+            f"no checkpoint in {run_dir / CHECKPOINT_DIR} loads ({', '.join(bad)}); add "
+            "resume=false to start the run again"
+        )
+    return None
+
+
+def _clear_run(run_dir: Path) -> None:
+    """Starting over: the previous attempt's history, metrics and checkpoints go, so none
+    of them can be mistaken for this run's."""
+    for name in (HISTORY_FILE, METRICS_FILE):
+        (run_dir / name).unlink(missing_ok=True)
+    if (run_dir / CHECKPOINT_DIR).is_dir():
+        shutil.rmtree(run_dir / CHECKPOINT_DIR)
 
 
 def _labelled_data(config: Config, data: MLMDataModule) -> LabelledDataModule:

@@ -72,9 +72,16 @@ class EpochKeyedSampler(Sampler[int]):
         self.n, self.seed, self.epoch = n, seed, 0
         self.batch_size = batch_size or n or 1
         self.rank, self.world, self.drop_tiny = rank, world, drop_tiny
+        self._resume: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        """Start epoch ``epoch`` after its first ``batches_done`` batches, once: a run resumed
+        from a checkpoint taken mid-epoch sees the rest of that epoch, in the same order.
+        The length stays the epoch's, as Lightning counts the skipped batches as done."""
+        self._resume = (epoch, batches_done)
 
     def _order(self) -> list[int]:
         if self.seed is None:  # validation: in order
@@ -99,7 +106,11 @@ class EpochKeyedSampler(Sampler[int]):
         return len(self._share()) if self.world > 1 else self.n
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._share())
+        share = self._share()
+        if self._resume is not None and self._resume[0] == self.epoch:
+            share = share[self._resume[1] * (self.batch_size // self.world) :]
+            self._resume = None
+        return iter(share)
 
 
 class MLMDataModule(L.LightningDataModule):
@@ -119,6 +130,8 @@ class MLMDataModule(L.LightningDataModule):
         self.corpus: Corpus | None = None
         self.stats = MaskStats()
         self._total_steps: int | None = None
+        self._resume: tuple[int, int] | None = None  # (epoch, batches done) from a checkpoint
+        self._train_sampler: EpochKeyedSampler | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is None:
@@ -173,7 +186,28 @@ class MLMDataModule(L.LightningDataModule):
         data = IndexedSequences(self.corpus.train)
         rank, world = self._ranks()
         sampler = EpochKeyedSampler(len(data), self.seed, self.cfg.batch_size, rank, world)
+        if self._resume is not None:
+            sampler.resume_at(*self._resume)
+        self._train_sampler = sampler
         return self._loader(data, sampler, world)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where training is within its epoch, and the mask statistics so far: saved in
+        every checkpoint, so a resumed run continues the data and the diagnostics exactly."""
+        trainer = self.trainer
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current if trainer else None
+        return {
+            "epoch": trainer.current_epoch if trainer else 0,
+            # At on_train_batch_end, the batches of this epoch whose step is done.
+            "batches_done": progress.processed if progress else 0,
+            "stats": self.stats.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._resume = (state["epoch"], state["batches_done"])
+        if self._train_sampler is not None:  # the loader may exist before the restore
+            self._train_sampler.resume_at(*self._resume)
+        self.stats.load_state_dict(state["stats"])
 
     def val_dataloader(self) -> DataLoader:
         assert self.corpus is not None

@@ -6,6 +6,8 @@ so measuring costs no synchronisation per step.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from dmx.masking.tokens import MaskedBatch
@@ -71,3 +73,26 @@ class MaskStats:
         if self.distinct is not None:
             out["mask_diversity"] = float(self.distinct.float().mean())
         return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """The running totals, so a resumed run's diagnostics equal an uninterrupted one's."""
+        return {
+            "totals": {k: torch.as_tensor(v).cpu() for k, v in self.totals.items()},
+            "target_rate_sum": self.target_rate_sum,
+            "batches": self.batches,
+            "seconds": self.seconds,
+            "distinct": self.distinct,
+            "keys_before": sorted(self._keys_before),
+            "epoch": self._epoch,
+            "epoch_keys": sorted(self._epoch_keys),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.totals = dict(state["totals"])
+        self.target_rate_sum = state["target_rate_sum"]
+        self.batches = state["batches"]
+        self.seconds = state["seconds"]
+        self.distinct = state["distinct"]
+        self._keys_before = set(state["keys_before"])
+        self._epoch = state["epoch"]
+        self._epoch_keys = set(state["epoch_keys"])

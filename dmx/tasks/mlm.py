@@ -39,6 +39,9 @@ class MLMModule(L.LightningModule):
         self.train_loss_sum, self.train_count = SumMetric(), SumMetric()
         # The realised attention density of the training steps (learned_gate: mean weight).
         self.attention_density = MeanMetric()
+        # In every checkpoint, so a run resumed mid-epoch ends with the same sums.
+        for metric in (self.train_loss_sum, self.train_count, self.attention_density):
+            metric.persistent(True)
         self.tokens_seen = 0
 
     def _forward(self, batch: dict[str, torch.Tensor], step: int) -> MLMOutput:
@@ -77,6 +80,7 @@ class MLMModule(L.LightningModule):
         return loss
 
     def on_train_epoch_start(self) -> None:
+        # Not called for the epoch a run resumes in mid-way: its sums came with the checkpoint.
         self.train_loss_sum.reset()
         self.train_count.reset()
 
@@ -107,6 +111,12 @@ class MLMModule(L.LightningModule):
         if not self.attention_density.update_called:
             return None
         return float(self.attention_density.compute())
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["dmx_tokens_seen"] = self.tokens_seen
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.tokens_seen = int(checkpoint.get("dmx_tokens_seen", 0))
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.model, self.optim)
