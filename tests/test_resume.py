@@ -1,0 +1,203 @@
+"""Crash and resume: a run stopped part-way and started again ends exactly where an
+uninterrupted run ends, to the bit on a CPU; a finished run trains nothing; checkpoints
+load safely or not at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DMX, TIMINGS, TINY, make_config, run_dmx
+
+from dmx.callbacks import RunFolder
+from dmx.errors import UserError
+from dmx.runs import read_metrics
+from dmx.train import train
+
+EVERY = "impl.checkpoint_every_n_steps=4"
+LONGER = "trainer.max_epochs=3"  # 18 steps per epoch at TINY's corpus and batch
+
+
+class Crash(Exception):
+    pass
+
+
+def _crash_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """A fault right after optimiser step ``step`` (its checkpoint, if due, is written)."""
+    original = RunFolder.on_train_batch_end
+
+    def crashing(self: RunFolder, trainer: Any, *args: Any) -> None:
+        original(self, trainer, *args)
+        if trainer.global_step == step:
+            raise Crash(f"simulated fault at step {step}")
+
+    monkeypatch.setattr(RunFolder, "on_train_batch_end", crashing)
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    skip = TIMINGS | {"resumed_from_step"}
+    return {k: v for k, v in a.items() if k not in skip} == {
+        k: v for k, v in b.items() if k not in skip
+    }
+
+
+def _history(run: Path) -> list[str]:
+    # Every column but the last (train_s, a timing).
+    return [line.rsplit(",", 1)[0] for line in (run / "history.csv").read_text().splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "crash"),
+    [
+        (["mask=dynamic"], 10),  # mid-epoch: resumes from step 8, inside epoch 1
+        (["mask=dynamic"], 19),  # just past an epoch: resumes from its end (step 18)
+        (["mask=static", "mask.copies=2", "attention=random_dynamic"], 21),
+        (["mask=span", "rate=ankner_linear"], 30),
+        (["attention=learned_gate", "finetune=embedded", "finetune.epochs=1"], 10),
+    ],
+)
+def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overrides: list[str], crash: int
+) -> None:
+    config = make_config(EVERY, LONGER, *overrides)
+    whole = train(config, tmp_path / "whole")
+    with monkeypatch.context() as patch:
+        _crash_at(patch, crash)
+        with pytest.raises(Crash):
+            train(config, tmp_path / "cut")
+    assert read_metrics(tmp_path / "cut")["status"] == "failed"
+    resumed = train(config, tmp_path / "cut")
+    assert resumed["status"] == "done"
+    assert resumed["resumed_from_step"] == max(s for s in (crash // 4 * 4, 18) if s <= crash)
+    assert whole["resumed_from_step"] == 0
+    assert _same(resumed, whole)
+    assert _history(tmp_path / "cut") == _history(tmp_path / "whole")
+
+
+def test_a_run_killed_with_sigkill_continues_with_the_same_command(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = [*TINY, "impl.checkpoint_every_n_steps=3", "trainer.max_epochs=8", "mask=dynamic"]
+    command = [DMX, "train", *args, f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while not list((run_dir / "checkpoints").glob("step-*.ckpt")):
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert read_metrics(run_dir)["status"] == "running"  # it had no chance to say otherwise
+    run_dmx("train", *args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    resumed = read_metrics(run_dir)
+    whole = train(make_config(*args[len(TINY) :]), tmp_path / "whole")
+    assert resumed["status"] == "done" and resumed["resumed_from_step"] > 0
+    assert _same(resumed, whole)
+    assert _history(run_dir) == _history(tmp_path / "whole")
+
+
+def test_a_finished_run_started_again_trains_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config()
+    first = train(config, tmp_path / "run")
+    stamp = (tmp_path / "run" / "metrics.json").stat().st_mtime_ns
+    with caplog.at_level("INFO", logger="dmx"):
+        again = train(config, tmp_path / "run")
+    assert again == first
+    assert (tmp_path / "run" / "metrics.json").stat().st_mtime_ns == stamp
+    assert "holds a finished run; nothing to train" in caplog.text
+    fresh = train(make_config("resume=false"), tmp_path / "run")  # trains it again
+    assert fresh["resumed_from_step"] == 0 and _same(fresh, first)
+
+
+def test_checkpoints_keep_the_newest_few(tmp_path: Path) -> None:
+    train(make_config("impl.checkpoint_every_n_steps=2", "impl.keep_checkpoints=3"), tmp_path)
+    folder = tmp_path / "checkpoints"
+    steps = sorted(p.name for p in folder.glob("step-*.ckpt"))
+    assert steps == ["step-000000032.ckpt", "step-000000034.ckpt", "step-000000036.ckpt"]
+    assert os.path.samefile(folder / "last.ckpt", folder / "step-000000036.ckpt")
+    assert not list(folder.glob(".*"))  # no temporary file left behind
+
+
+def test_resume_true_with_nothing_to_resume_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"resume=true but .* holds no checkpoint"):
+        train(make_config("resume=true"), tmp_path / "run")
+
+
+def test_another_experiment_is_not_resumed_into_a_folder(tmp_path: Path) -> None:
+    train(make_config(), tmp_path / "run")
+    with pytest.raises(UserError, match=r"holds a run with another config; .* resume=false"):
+        train(make_config("mask.prob=0.3"), tmp_path / "run")
+    # How a run executes is not the experiment: another impl setting is the same run.
+    assert train(make_config("impl.num_workers=0", "impl.keep_checkpoints=5"), tmp_path / "run")
+
+
+def _cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    with monkeypatch.context() as patch:
+        _crash_at(patch, 10)
+        with pytest.raises(Crash):
+            train(make_config(EVERY, LONGER), tmp_path / "cut")
+    return tmp_path / "cut" / "checkpoints"
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _cut(tmp_path, monkeypatch)
+    newest = folder / "step-000000008.ckpt"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # truncated
+    resumed = train(make_config(EVERY, LONGER), tmp_path / "cut")
+    assert resumed["status"] == "done" and resumed["resumed_from_step"] == 4
+
+
+def test_no_loadable_checkpoint_is_one_line_and_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _cut(tmp_path, monkeypatch)
+    for path in folder.glob("step-*.ckpt"):
+        path.write_bytes(b"not a checkpoint")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "cut").rglob("*") if p.is_file()}
+    with pytest.raises(UserError, match=r"no checkpoint in .* loads .* add resume=false"):
+        train(make_config(EVERY, LONGER), tmp_path / "cut")
+    after = {p.name: p.read_bytes() for p in (tmp_path / "cut").rglob("*") if p.is_file()}
+    assert after == before
+
+
+class _Exploit:
+    """A pickle that runs code when unpickled, as a crafted checkpoint would."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_checkpoint_cannot_run_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _cut(tmp_path, monkeypatch)
+    marker = tmp_path / "pwned"
+    crafted = folder / "step-000000099.ckpt"  # the newest: tried first
+    with crafted.open("wb") as f:
+        pickle.dump({"global_step": 99, "state_dict": _Exploit(marker)}, f)
+    resumed = train(make_config(EVERY, LONGER), tmp_path / "cut")
+    assert not marker.exists()
+    assert resumed["resumed_from_step"] == 8  # it was skipped as unloadable
+
+
+def test_resume_is_recorded_in_metrics_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cut(tmp_path, monkeypatch)
+    train(make_config(EVERY, LONGER), tmp_path / "cut")
+    metrics = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    assert metrics["resumed_from_step"] == 8
