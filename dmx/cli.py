@@ -134,6 +134,14 @@ def sweep(
     per_seed: Annotated[
         bool, typer.Option("--per-seed", help="After the report, the same runs seed by seed.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Train every run again (resume=false), even those the sweep folder holds "
+            "finished.",
+        ),
+    ] = False,
     wandb: Annotated[
         bool,
         typer.Option(
@@ -161,6 +169,8 @@ def sweep(
 
       dmx sweep --per-seed         [dim]# then one row per seed: does the gap hold at each?[/dim]
 
+      dmx sweep --force            [dim]# train every run again, finished or not[/dim]
+
       dmx sweep --wandb experiment=dupe_factor   [dim]# the same grid as a W&B sweep[/dim]
     """
     from dmx.report import check_format
@@ -179,11 +189,14 @@ def sweep(
         _run_hydra(args)
         return
     # conf/config.yaml names the sweep folder; it is resolved once, here, so the report
-    # below reads the very folder Hydra writes (its name holds the time to the second).
+    # below reads the very folder Hydra writes. The same command finds the same folder:
+    # its finished runs train nothing, its unfinished ones resume.
     folder = override_value(args, "hydra.sweep.dir")
     if folder is None:
-        folder = resolve_sweep_dir([*first_run, *hydra_overrides(args)])
+        folder = resolve_sweep_dir([*first_run, *hydra_overrides(args)], grid=args)
         args.append(f"hydra.sweep.dir={folder}")
+    if force:
+        args.append("resume=false")
     if wandb:  # the same grid, run by W&B agents instead of this process
         from dmx import wandb_sweep
 

@@ -425,6 +425,12 @@ def one_device_per_job(config: Config, job: int) -> Config:
     return config
 
 
+def _resume_command(run_dir: Path) -> str:
+    """The command that continues this run from its newest checkpoint."""
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("hydra.run.dir=")]
+    return " ".join(["dmx train", *overrides, f"hydra.run.dir={run_dir}"])
+
+
 def _closing_line(summary: dict[str, Any], run_dir: Path) -> str:
     """The one line a finished run ends with; any figure that was not measured reads n/a."""
 
@@ -465,8 +471,10 @@ def main(cfg: DictConfig) -> float | None:
     except UserError as err:
         print(error_line(err), file=sys.stderr)
         raise SystemExit(UserError.exit_code) from None
-    except Exception as err:
-        if hydra_cfg.mode != RunMode.MULTIRUN:
+    except BaseException as err:
+        if hydra_cfg.mode != RunMode.MULTIRUN or not isinstance(err, Exception):
+            if is_rank_zero() and (run_dir / CHECKPOINT_DIR).is_dir():
+                log.error("the run stopped; continue it with: %s", _resume_command(run_dir))
             raise
         log.error("run %s failed: %s: %s", run_dir, type(err).__name__, err)
         return None

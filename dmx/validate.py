@@ -8,6 +8,7 @@ failure becomes a :class:`UserError` naming the fix.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from hydra import compose, initialize_config_module
@@ -135,7 +136,18 @@ def _is_hydra_key(key: str) -> bool:
     return key == "hydra" or key.startswith(("hydra/", "hydra."))
 
 
-def sweep_dir(overrides: Sequence[str]) -> str:
+def sweep_dir(overrides: Sequence[str], grid: Sequence[str] = ()) -> str:
     """The sweep folder Hydra will use, resolved once (conf/config.yaml names it), so the CLI
-    can report on the very folder the sweep wrote. ``overrides`` are one run's, no sweeps."""
-    return str(compose_config(overrides, with_hydra=True).hydra.sweep.dir)
+    can report on the very folder the sweep wrote. ``overrides`` are one run's, no sweeps.
+
+    ``grid`` is the whole command's overrides: unless they are only ``experiment=...``,
+    a short hash of them (sorted, ``resume`` aside) is appended, so the same command finds
+    the same folder again and another command gets its own.
+    """
+    folder = str(compose_config(overrides, with_hydra=True).hydra.sweep.dir)
+    keys = sorted(
+        a for a in config_overrides(grid) if override_key(a) not in ("experiment", "resume")
+    )
+    if not keys:
+        return folder
+    return f"{folder}_{hashlib.sha256(chr(10).join(keys).encode()).hexdigest()[:8]}"

@@ -184,11 +184,16 @@ def test_check_overrides_returns_the_first_run_of_a_sweep() -> None:
 
 
 def test_sweep_folder_comes_from_the_config_resolved_once() -> None:
-    import re
-
-    name = sweep_dir(["experiment=static_vs_dynamic"])
-    assert re.fullmatch(r"outputs/sweeps/static_vs_dynamic_\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", name)
-    assert sweep_dir(["experiment=static_vs_dynamic", "hydra.sweep.dir=my/place"]) == "my/place"
+    first = ["experiment=static_vs_dynamic"]
+    name = sweep_dir(first, grid=first)
+    assert name == "outputs/sweeps/static_vs_dynamic"  # named by what it runs, not when
+    assert sweep_dir([*first, "hydra.sweep.dir=my/place"]) == "my/place"
+    # Another command gets its own folder; the same command (in any order, with or without
+    # resume=...) finds the same one again.
+    a = sweep_dir(first, grid=[*first, "seed=0,1", "mask.prob=0.3"])
+    b = sweep_dir(first, grid=["mask.prob=0.3", *first, "seed=0,1", "resume=false"])
+    assert a == b and a.startswith("outputs/sweeps/static_vs_dynamic_") and a != name
+    assert sweep_dir(first, grid=[*first, "seed=0,1,2"]) != a
 
 
 def test_errors_fold_onto_one_line() -> None:

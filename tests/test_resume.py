@@ -201,3 +201,63 @@ def test_resume_is_recorded_in_metrics_json(
     train(make_config(EVERY, LONGER), tmp_path / "cut")
     metrics = json.loads((tmp_path / "cut" / "metrics.json").read_text())
     assert metrics["resumed_from_step"] == 8
+
+
+def test_a_sweep_started_again_trains_only_what_did_not_finish(tmp_path: Path) -> None:
+    """Killed during its second run, the same `dmx sweep` command leaves the finished run
+    alone, resumes the other from its checkpoint, and reports both; --force trains all."""
+    args = [*TINY, "seed=0", "impl.checkpoint_every_n_steps=3", "trainer.max_epochs=6"]
+    proc = subprocess.Popen(
+        [DMX, "sweep", *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    sweeps = tmp_path / "outputs" / "sweeps"
+    deadline = time.monotonic() + 180
+
+    def checkpointed_runs() -> int:
+        return len({p.parent.parent for p in sweeps.rglob("checkpoints/step-*.ckpt")})
+
+    while checkpointed_runs() < 2:  # the second run has written a checkpoint
+        assert proc.poll() is None and time.monotonic() < deadline, "the sweep ended first"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (folder,) = sweeps.iterdir()
+    runs = sorted(p.parent for p in folder.rglob("metrics.json"))
+    assert sorted(read_metrics(r)["status"] for r in runs) == ["done", "running"]
+    finished = next(r for r in runs if read_metrics(r)["status"] == "done")
+    stamp = (finished / "metrics.json").stat().st_mtime_ns
+
+    result = run_dmx("sweep", *args, cwd=tmp_path)
+    assert f"sweep folder: outputs/sweeps/{folder.name}" in result.stdout
+    assert (finished / "metrics.json").stat().st_mtime_ns == stamp  # not trained again
+    after = {r: read_metrics(r) for r in runs}
+    assert all(m["status"] == "done" for m in after.values())
+    assert [m["resumed_from_step"] > 0 for r, m in after.items() if r != finished] == [True]
+    assert "mask=dynamic" in result.stdout and "static(K=1)" in result.stdout
+
+    run_dmx("sweep", *args, "--force", cwd=tmp_path)
+    assert (finished / "metrics.json").stat().st_mtime_ns != stamp
+    assert all(read_metrics(r)["resumed_from_step"] == 0 for r in runs)
+    assert list(sweeps.iterdir()) == [folder]  # --force trains in the same folder
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["mask=dynamic"],
+        ["mask=span"],
+        ["mask=whole_word", "mask.count=fixed"],
+        ["rate=ankner_linear"],
+        *([f"attention={p}"] for p in ("causal", "window", "block_sparse", "random_static")),
+        ["attention=random_dynamic"],
+        ["attention=learned_gate"],
+        ["finetune=embedded", "finetune.epochs=1"],
+    ],
+)
+def test_the_same_config_and_seed_give_the_same_numbers(
+    tmp_path: Path, overrides: list[str]
+) -> None:
+    config = make_config("seed=1", *overrides)
+    first, second = train(config, tmp_path / "a"), train(config, tmp_path / "b")
+    assert _same(first, second)
+    assert _history(tmp_path / "a") == _history(tmp_path / "b")
