@@ -66,6 +66,8 @@ class RunFolder(L.Callback):
             "seed": seed,
             **facts,
             "versions": provenance.versions(),
+            "git": provenance.git_commit(),
+            "hardware": provenance.hardware(),
             "error": None,
         }
 

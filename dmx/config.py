@@ -369,6 +369,10 @@ class ImplConfig:
     # torch.compile each encoder block (state_dict keys unchanged). Worth it on a GPU; on
     # the 2-core CPU it made bf16 steps slower, so it is off by default.
     compile: bool = False
+    # torch.use_deterministic_algorithms (Lightning's deterministic=True): on a GPU, the same
+    # config and seed give the same numbers where PyTorch allows it, at some cost in speed.
+    # A CPU run is reproducible without it.
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         _check(
@@ -471,8 +475,28 @@ def register_schema() -> None:
     ConfigStore.instance().store(name="dmx_schema", node=Config)
 
 
+# Keys by which Hydra's instantiate would build or call anything importable. OmegaConf lets
+# them into a structured config (they are "special"), so they are refused here: dmx builds
+# its objects in code, from these dataclasses, and never from a config's say-so.
+_BUILDER_KEYS = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_")
+
+
+def _refuse_builder_keys(node: Any, path: str = "") -> None:
+    if isinstance(node, DictConfig):
+        for key in node.keys():
+            where = f"{path}.{key}" if path else str(key)
+            if key in _BUILDER_KEYS:
+                raise UserError(
+                    f"{where}: dmx builds its objects itself and takes no {key} from a config; "
+                    "remove it"
+                )
+            if key != "hydra":
+                _refuse_builder_keys(node._get_node(key), where)
+
+
 def to_config(cfg: DictConfig) -> Config:
     """Turn a composed DictConfig into checked dataclasses; a bad value raises UserError."""
+    _refuse_builder_keys(cfg)
     try:
         config = OmegaConf.to_object(cfg)
     except UserError:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import platform
 import resource
+import subprocess
+from functools import cache
 from importlib import metadata
+from pathlib import Path
 
 import torch
 
@@ -62,3 +65,51 @@ def matmul_peak_flops(device: torch.device, precision: str) -> float | None:
         )
         _PEAKS[key] = matmul_peak(dtype, device, sizes=(4096, 8192), seconds=0.3)
     return _PEAKS[key]
+
+
+@cache
+def git_commit() -> dict[str, object] | None:
+    """The commit of the dmx source that runs, and whether it had uncommitted changes;
+    None for an installed copy outside a git checkout (its version names it then)."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(status)}
+
+
+@cache
+def hardware() -> dict[str, object]:
+    """What computed: the CPU's model and core count, and each visible GPU."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    out: dict[str, object] = {
+        "cpu": cpu,
+        "cpu_cores": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+    if torch.cuda.is_available():
+        out["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return out

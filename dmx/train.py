@@ -109,6 +109,7 @@ def _trainer(
         devices=impl.devices,
         num_nodes=impl.num_nodes,
         precision=resolve_precision(impl),
+        deterministic=impl.deterministic or None,
         max_epochs=config.trainer.max_epochs if max_epochs is None else max_epochs,
         max_steps=config.trainer.max_steps,
         gradient_clip_val=config.trainer.grad_clip or None,
@@ -195,8 +196,14 @@ def _train_locked(
         data.setup("fit")
         strategy = data.train_masker.strategy
         pretrained = config.trainer.max_epochs > 0
+        assert data.corpus is not None
         folder.write_summary(
-            mask_strategy=strategy, attention=config.attention.pattern, pretrained=pretrained
+            mask_strategy=strategy,
+            attention=config.attention.pattern,
+            pretrained=pretrained,
+            # Names the token streams exactly (content, parsing, tokenizer): two runs with
+            # the same fingerprint trained on the same tokens.
+            corpus_fingerprint=data.corpus.fingerprint,
         )
         log.info("corpus: %s", data.corpus.stats if data.corpus else None)
         # Read and checked before pretraining: a bad TSV file costs seconds, not a run.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import time
@@ -261,3 +262,18 @@ def test_the_same_config_and_seed_give_the_same_numbers(
     first, second = train(config, tmp_path / "a"), train(config, tmp_path / "b")
     assert _same(first, second)
     assert _history(tmp_path / "a") == _history(tmp_path / "b")
+
+
+def test_a_run_records_what_makes_it_reproducible(tmp_path: Path, cache_dir: Path) -> None:
+    import yaml
+
+    from dmx.data.corpora import load_corpus
+
+    summary = train(make_config(), tmp_path / "run")
+    config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert config["seed"] == 0 and config["resume"] == "auto"  # the resolved config
+    assert summary["corpus_fingerprint"] == load_corpus(make_config().data, cache_dir).fingerprint
+    assert {"torch", "lightning", "dmx"} <= summary["versions"].keys()
+    git = summary["git"]  # this checkout is a git repository
+    assert re.fullmatch(r"[0-9a-f]{40}", git["commit"]) and isinstance(git["dirty"], bool)
+    assert summary["hardware"]["cpu_cores"] == os.cpu_count() and summary["hardware"]["cpu"]
