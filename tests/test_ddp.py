@@ -139,3 +139,18 @@ def test_a_sweep_job_takes_one_device(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
     assert one_device_per_job(make_config(), 4).impl.devices == [1]
     assert one_device_per_job(make_config("impl.accelerator=cpu"), 4).impl.devices == "auto"
+
+
+def test_a_data_parallel_run_is_reproducible_to_the_bit(tmp_path: Path) -> None:
+    """Twice the same 2-process run, dropout on: identical metrics and history."""
+    from conftest import TIMINGS
+
+    args = [*TINY, "impl.accelerator=cpu", "impl.devices=2", "trainer.max_epochs=1"]
+    results = []
+    for name in ("a", "b"):
+        run_dmx("train", *args, f"hydra.run.dir={tmp_path / name}", cwd=tmp_path)
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        results.append({k: v for k, v in metrics.items() if k not in TIMINGS})
+        history = (tmp_path / name / "history.csv").read_text().splitlines()
+        results.append([row.rsplit(",", 1)[0] for row in history])  # train_s aside
+    assert results[0] == results[2] and results[1] == results[3]
