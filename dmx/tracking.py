@@ -48,6 +48,10 @@ class WandbRun:
     lightning: Any  # lightning's WandbLogger
     mode: str
 
+    @property
+    def run_id(self) -> str | None:
+        return getattr(self.lightning.experiment, "id", None)
+
     def close(self, summary: dict[str, Any]) -> None:
         """Copy the final metrics into W&B's summary, finish, and say how to upload."""
         import wandb
@@ -64,8 +68,11 @@ class WandbRun:
             log.info("W&B run saved offline; upload it with: wandb sync %s", sync_dir)
 
 
-def make_logger(config: Config, run_dir: Path, strategy: str) -> WandbRun | None:
-    """A W&B run grouped by the masking ``strategy`` label (what the masker does)."""
+def make_logger(
+    config: Config, run_dir: Path, strategy: str, run_id: str | None = None
+) -> WandbRun | None:
+    """A W&B run grouped by the masking ``strategy`` label (what the masker does);
+    ``run_id`` continues an earlier W&B run (a resumed run)."""
     if config.logger.name == "none":
         return None
     mode = resolve_mode(config.logger.mode)
@@ -90,6 +97,8 @@ def make_logger(config: Config, run_dir: Path, strategy: str) -> WandbRun | None
                 "mask_strategy": strategy,
             },
             mode=attempt,
+            id=run_id,
+            resume="allow" if run_id else None,
             settings=wandb.Settings(init_timeout=config.logger.init_timeout_s, silent=True),
         )
         try:

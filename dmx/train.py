@@ -15,6 +15,7 @@ pretraining, so the classifier is trained from the encoder's initialisation.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -165,6 +166,8 @@ def _train_locked(
         )
         return previous
     resume_from = previous
+    # A resumed run goes on logging into the same W&B run.
+    wandb_id = _read_json_field(run_dir / METRICS_FILE, "wandb_id") if resume_from else None
     if writes:
         if resume_from is None:
             _clear_run(run_dir)
@@ -222,7 +225,9 @@ def _train_locked(
         model = MaskedLM(encoder_shape(config.model, data.vocab_size, gate=gate))
         if config.impl.compile:
             model.compile_blocks()
-        logger = make_logger(config, run_dir, strategy) if writes else None
+        logger = make_logger(config, run_dir, strategy, run_id=wandb_id) if writes else None
+        if logger is not None:
+            folder.write_summary(wandb_id=logger.run_id)
         if pretrained:
             _pretrain(config, data, model, folder, logger, run_dir, resume_from)
         else:
@@ -290,6 +295,13 @@ def _previous_run(config: Config, run_dir: Path) -> dict[str, Any] | tuple[Path,
             "resume=true to start it"
         )
     return checkpoint
+
+
+def _read_json_field(path: Path, key: str) -> Any:
+    try:
+        return json.loads(path.read_text()).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _check_same_experiment(config: Config, run_dir: Path) -> None:

@@ -277,3 +277,18 @@ def test_a_run_records_what_makes_it_reproducible(tmp_path: Path, cache_dir: Pat
     git = summary["git"]  # this checkout is a git repository
     assert re.fullmatch(r"[0-9a-f]{40}", git["commit"]) and isinstance(git["dirty"], bool)
     assert summary["hardware"]["cpu_cores"] == os.cpu_count() and summary["hardware"]["cpu"]
+
+
+def test_a_resumed_run_logs_into_the_same_wandb_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(EVERY, LONGER, "logger=wandb")
+    with monkeypatch.context() as patch:
+        _crash_at(patch, 10)
+        with pytest.raises(Crash):
+            train(config, tmp_path / "cut")
+    first_id = read_metrics(tmp_path / "cut")["wandb_id"]
+    resumed = train(config, tmp_path / "cut")
+    assert resumed["status"] == "done" and resumed["wandb_id"] == first_id
+    runs = sorted(p.name for p in (tmp_path / "cut" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(name.endswith(first_id) for name in runs)
