@@ -12,16 +12,52 @@ from __future__ import annotations
 import shutil
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from dmx import __version__
 from dmx.errors import UserError, error_line
 from dmx.overrides import hydra_overrides, is_override, override_value
 
+try:  # Typer vendors Click since 0.2x; older Typer runs on Click itself
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[no-redef]
+
+
+@contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    """Click's usage errors (an unknown option, a missing argument, an unknown command)
+    as dmx's one line and exit code 2, instead of a usage box."""
+    try:
+        yield
+    except NoArgsIsHelpError:  # a bare `dmx`: the help, as asked for
+        raise
+    except UsageError as err:
+        message = err.format_message().rstrip(".")
+        command = err.ctx.command_path if err.ctx is not None else "dmx"
+        raise fail(f"{message[:1].lower()}{message[1:]}; see `{command} --help`") from None
+
+
+class _Group(TyperGroup):
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        with _one_line_usage_errors():  # `dmx --bogus`
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _one_line_usage_errors():  # `dmx nosuch`, `dmx report DIR --bogus`
+            return super().invoke(ctx)
+
+
 app = typer.Typer(
+    cls=_Group,
     help="dmx: does dynamic masking beat static masking, for your model, data and budget?",
     no_args_is_help=True,
     add_completion=False,
@@ -84,11 +120,34 @@ def _run_hydra(args: list[str]) -> None:
         sys.argv = saved
 
 
-def _check(args: list[str], *, multirun: bool) -> list[str]:
+def _check_flags(args: list[str], command: str) -> None:
+    """Hydra's flags read by Hydra's own parser, so that a mistake (``--bogus``, a word
+    without ``=``) is one line naming the fix, not Hydra's usage text."""
+    from hydra._internal.utils import get_args_parser
+
+    see = f"see `dmx {command} --help`"
+
+    def error(message: str) -> NoReturn:
+        raise UserError(f"{message}; {see}")
+
+    parser = get_args_parser()
+    parser.error = error  # type: ignore[method-assign]
+    parsed, unknown = parser.parse_known_args([a for a in args if not is_override(a)])
+    if unknown:
+        error(f"no such option: {' '.join(unknown)}")
+    for word in parsed.overrides:  # a positional argument, but no key=value
+        error(f"{word!r} is not an override; give key=value (e.g. mask=dynamic)")
+    modes = ("run", "multirun", "cfg", "info", "shell_completion")
+    if sum(getattr(parsed, m) not in (None, False) for m in modes) > 1:  # as Hydra counts them
+        error("give only one of --run, --multirun, --cfg, --info and --shell-completion")
+
+
+def _check(args: list[str], *, multirun: bool, command: str) -> list[str]:
     """Every value checked before anything runs; returns the first run's overrides."""
     from dmx.validate import check_overrides
 
     try:
+        _check_flags(args, command)
         return check_overrides(args, multirun=multirun)
     except UserError as err:
         raise fail(err) from None
@@ -117,7 +176,7 @@ def train(
     """
     args = [*(overrides or []), *ctx.args]
     multirun = any(a in ("-m", "--multirun") for a in args)
-    _check(args, multirun=multirun)
+    _check(args, multirun=multirun, command="train")
     _run_hydra(args)
 
 
@@ -184,7 +243,7 @@ def sweep(
     args = [a for a in args if a not in ("-m", "--multirun")]
     if override_value(args, "experiment") is None:
         args.insert(0, f"experiment={DEFAULT_EXPERIMENT}")
-    first_run = _check(args, multirun=True)
+    first_run = _check(args, multirun=True, command="sweep")
     if INSPECT_FLAGS & set(args):  # print the config (or help) of the sweep; run nothing
         _run_hydra(args)
         return

@@ -8,8 +8,10 @@ into real dataclass instances; that happens at start, in the CLI and in the task
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -494,9 +496,48 @@ def _refuse_builder_keys(node: Any, path: str = "") -> None:
                 _refuse_builder_keys(node._get_node(key), where)
 
 
+def unknown_key(key: str) -> str | None:
+    """Why the dotted ``key`` is no setting of dmx's config, naming the settings beside it;
+    None when it is one (or lies inside a free-form value the schema does not name)."""
+    schema: Any = Config
+    parts = key.split(".")
+    if parts[0] == "hydra":  # Hydra's own config, checked by Hydra
+        return None
+    for i, part in enumerate(parts):
+        if not dataclasses.is_dataclass(schema):
+            return None
+        if part not in {f.name for f in dataclasses.fields(schema)}:
+            return _unknown_key_message(key, ".".join(parts[:i]), schema)
+        schema = typing.get_type_hints(schema)[part]
+    return None
+
+
+def _unknown_key_message(key: str, parent: str, schema: Any) -> str:
+    names = ", ".join(f.name for f in dataclasses.fields(schema))
+    return f"{key} is not a dmx setting; {parent or 'the config'} has: {names}"
+
+
+def _refuse_unknown_keys(node: DictConfig, schema: Any = None, path: str = "") -> None:
+    """Hydra's ``+key=value`` adds a key the schema lacks, which converting to dataclasses
+    would silently drop: a typo must not go unnoticed."""
+    schema = schema or Config
+    hints = typing.get_type_hints(schema)
+    names = {f.name for f in dataclasses.fields(schema)}
+    for key in node.keys():
+        where = f"{path}.{key}" if path else str(key)
+        if not path and key == "hydra":
+            continue
+        if key not in names:
+            raise UserError(_unknown_key_message(where, path, schema))
+        child = node._get_node(key)
+        if dataclasses.is_dataclass(hints[key]) and isinstance(child, DictConfig):
+            _refuse_unknown_keys(child, hints[key], where)
+
+
 def to_config(cfg: DictConfig) -> Config:
     """Turn a composed DictConfig into checked dataclasses; a bad value raises UserError."""
     _refuse_builder_keys(cfg)
+    _refuse_unknown_keys(cfg)
     try:
         config = OmegaConf.to_object(cfg)
     except UserError:

@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from dmx.config import Config
+from dmx.errors import one_line
 
 log = logging.getLogger("dmx")
 
@@ -107,5 +108,10 @@ def make_logger(
         except Exception as err:
             if attempt == "offline":
                 raise
-            log.warning("W&B online start failed (%s); logging offline instead", err)
+            # W&B's message spans lines and names wandb.init's setting: one line, and dmx's.
+            log.warning(
+                "W&B online start failed (%s); logging offline instead (a slow network: "
+                "raise logger.init_timeout_s)",
+                one_line(err),
+            )
     raise AssertionError("unreachable")

@@ -160,8 +160,8 @@ def _train_locked(
     previous = _previous_run(config, run_dir)
     if isinstance(previous, dict):  # finished: nothing to train
         log.info(
-            "run folder %s holds a finished run; nothing to train (resume=false trains it "
-            "again from the start)",
+            "run folder %s holds a finished run; nothing to train (resume=false, or "
+            "dmx sweep --force, trains it again)",
             run_dir,
         )
         return previous

@@ -9,6 +9,7 @@ failure becomes a :class:`UserError` naming the fix.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 
 from hydra import compose, initialize_config_module
@@ -17,7 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
 
-from dmx.config import Config, to_config
+from dmx.config import Config, to_config, unknown_key
 from dmx.errors import UserError, exception_line
 from dmx.overrides import config_overrides, hydra_overrides, override_key
 
@@ -38,6 +39,11 @@ def _one_line(err: Exception) -> str:
         name = group[-1]
         key = group[0] if len(group) == 2 else "config"
         return f"unknown choice {key}={name}; choose one of: {', '.join(sorted(err.options))}"
+    # Hydra's advice for a key the config lacks is to add it (+key=...), which would only
+    # hide a typo: name the settings there are instead.
+    unknown = re.match(r"Could not override '([^']+)'", str(err))
+    if unknown and (message := unknown_key(unknown.group(1))):
+        return message
     return exception_line(err)
 
 

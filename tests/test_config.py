@@ -124,7 +124,7 @@ def test_every_model_setting_reaches_the_encoder_by_name() -> None:
         (["mask.prob=0"], "mask.prob must be in (0, 1)"),
         (["mask.copies=0"], "mask.copies must be >= 1"),
         (["mask.prob=abc"], "could not be converted to Float"),
-        (["mask.unknown=1"], "Key 'unknown' not in 'MaskConfig'"),
+        (["mask.unknown=1"], "mask.unknown is not a dmx setting; mask has: unit, copies, prob,"),
         (["model=huge"], "choose one of: base, small, tiny"),
         (
             ["experiment=nope"],
@@ -136,8 +136,8 @@ def test_every_model_setting_reaches_the_encoder_by_name() -> None:
         (["logger.mode=sometimes"], "logger.mode must be one of"),
         (["impl.accelerator=tpu"], "impl.accelerator must be one of"),
         (["impl.num_workers=-1"], "impl.num_workers must be >= 0, got -1"),
-        (["mask.name=static"], "Key 'name' not in 'MaskConfig'"),
-        (["trainer.precision=32-true"], "Key 'precision' not in 'TrainerConfig'"),
+        (["mask.name=static"], "mask.name is not a dmx setting; mask has: unit, copies,"),
+        (["trainer.precision=32-true"], "trainer.precision is not a dmx setting; trainer has: "),
         (
             ["data.eval_mask_token_frac=0.95", "data.eval_random_token_frac=0.1"],
             "data.eval_mask_token_frac + data.eval_random_token_frac must be <= 1",

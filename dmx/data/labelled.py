@@ -95,34 +95,44 @@ def read_tsv(
     if not path.is_file():
         raise UserError(f"finetune.{key}: no such file {path}; give a TSV file with a header row")
     csv.field_size_limit(sys.maxsize)  # a long document in one field is not an error
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(rows, None)
-        if not header or not any(h.strip() for h in header):
-            raise UserError(
-                f"finetune.{key}: {path} is empty; it needs a header row naming the "
-                f"{text_column!r} and {label_column!r} columns, then one example per line"
-            )
-        header = [h.strip() for h in header]
-        missing = [c for c in (text_column, label_column) if c not in header]
-        if missing:
-            setting = "text_column" if missing[0] == text_column else "label_column"
-            raise UserError(
-                f"finetune.{key}: {path} has no column {missing[0]!r} (columns: "
-                f"{', '.join(header)}); set finetune.{setting}=... to one of them"
-            )
-        t, y = header.index(text_column), header.index(label_column)
-        texts, labels = [], []
-        for row in rows:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue  # a blank line, often the last one
-            if len(row) <= max(t, y):
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            header = next(rows, None)
+            if not header or not any(h.strip() for h in header):
                 raise UserError(
-                    f"finetune.{key}: {path} line {rows.line_num} has {len(row)} fields, "
-                    f"fewer than its header's {len(header)}; is it tab-separated?"
+                    f"finetune.{key}: {path} is empty; it needs a header row naming the "
+                    f"{text_column!r} and {label_column!r} columns, then one example per line"
                 )
-            texts.append(row[t])
-            labels.append(row[y].strip())
+            header = [h.strip() for h in header]
+            missing = [c for c in (text_column, label_column) if c not in header]
+            if missing:
+                setting = "text_column" if missing[0] == text_column else "label_column"
+                raise UserError(
+                    f"finetune.{key}: {path} has no column {missing[0]!r} (columns: "
+                    f"{', '.join(header)}); set finetune.{setting}=... to one of them"
+                )
+            t, y = header.index(text_column), header.index(label_column)
+            texts, labels = [], []
+            for row in rows:
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue  # a blank line, often the last one
+                if len(row) <= max(t, y):
+                    raise UserError(
+                        f"finetune.{key}: {path} line {rows.line_num} has {len(row)} fields, "
+                        f"fewer than its header's {len(header)}; is it tab-separated?"
+                    )
+                texts.append(row[t])
+                labels.append(row[y].strip())
+    except UnicodeDecodeError as err:
+        raise UserError(
+            f"finetune.{key}: {path} is not UTF-8 text ({err.reason}); convert it to UTF-8"
+        ) from None
+    except OSError as err:
+        raise UserError(
+            f"finetune.{key}: {path} cannot be read ({err.strerror or err}); give dmx read "
+            "permission (chmod +r)"
+        ) from None
     if not texts:
         raise UserError(f"finetune.{key}: {path} has a header row but no examples")
     return texts, labels

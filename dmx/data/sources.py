@@ -184,7 +184,14 @@ def _hash_file(file: Path, digest: Any, check_text: bool) -> None:
     """Feed a file's bytes to ``digest`` in chunks, checking they decode as UTF-8 text."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0
-    with file.open("rb") as f:
+    try:
+        opened = file.open("rb")
+    except OSError as err:  # the first read of a corpus: unreadable is the user's to fix
+        raise UserError(
+            f"{file} cannot be read ({err.strerror or err}); give dmx read permission "
+            "(chmod +r) or point data.path at another file"
+        ) from None
+    with opened as f:
         while chunk := f.read(_READ_CHUNK):
             digest.update(chunk)
             if check_text:

@@ -1,0 +1,350 @@
+"""Every bad input caught: one line on stderr naming the fix, exit code 2, no traceback,
+nothing marked done, nothing earlier lost.
+
+A catalog of the mistakes the issue lists. Many are tested beside the code that catches
+them; the rest are here. Where each one is tested:
+
+1. unknown option (`dmx train --bogus`, `dmx report DIR --bogus`): here. Unknown group
+   choice (mask=nonsense): test_cli.py, test_config.py. Unknown key (mask.nonsense=1): here;
+   test_config.py (mask.unknown=1 and others).
+2. out of range: mask.prob=0, mask.prob=1.5, mask.copies=0 in test_config.py (mask.prob=1.5
+   also through the CLI in test_cli.py); trainer.max_epochs=-1 here.
+3. data.seq_len above the model's maximum: here; test_config.py (data.seq_len=512).
+4. corpus files: missing, empty, binary (a NUL byte), not UTF-8 (latin-1), smaller than one
+   batch in test_corpora.py; unreadable, a PNG, and a bad corpus through `dmx train` here.
+5. a TSV without its label column, or not UTF-8: here (test_finetune.py has the text
+   column); a single class: test_finetune.py, also through a run.
+6. experiment=nope: test_cli.py, test_config.py.
+7. `dmx report` on a folder with no runs: test_cli.py, test_report.py; --baseline naming
+   what no group has: test_report_stats.py (in process and through the CLI).
+8. a corrupt metrics.json among good ones: test_report.py; through the CLI here.
+9. W&B online without a network falls back to offline: here.
+10. a GPU that is not there, more devices than are visible: here; test_config.py.
+11. the disk filling mid-write: here.
+12. a truncated or corrupt checkpoint: test_resume.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import TINY, make_config, run_dmx, train_run
+
+from dmx import runs
+from dmx.data.labelled import read_tsv
+from dmx.data.sources import FORMATS_HINT
+from dmx.errors import UserError
+from dmx.runs import CONFIG_FILE, METRICS_FILE, atomic_write_text, read_metrics, write_json
+from dmx.validate import check_overrides
+
+
+def one_error_line(result: Any) -> str:
+    """The run failed as a user's mistake: exit code 2, one line, no traceback."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("dmx: error: "), line
+    return line.removeprefix("dmx: error: ")
+
+
+# --- 1. unknown options, choices and keys, through the command ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--bogus"], "no such option: --bogus; see `dmx train --help`"),
+        (["sweep", "--bogus"], "no such option: --bogus; see `dmx sweep --help`"),
+        (
+            ["train", "bogus"],
+            "'bogus' is not an override; give key=value (e.g. mask=dynamic); "
+            "see `dmx train --help`",
+        ),
+        (
+            ["train", "--cfg", "nope"],
+            "argument --cfg/-c: invalid choice: 'nope' (choose from 'job', 'hydra', 'all'); "
+            "see `dmx train --help`",
+        ),
+        (
+            ["train", "-m", "--cfg", "job"],
+            "give only one of --run, --multirun, --cfg, --info and --shell-completion; "
+            "see `dmx train --help`",
+        ),
+        (["report", ".", "--bogus"], "no such option: --bogus; see `dmx report --help`"),
+        (["report"], "missing argument 'folder'; see `dmx report --help`"),
+        (["--bogus"], "no such option: --bogus; see `dmx --help`"),
+        (["nosuch"], "no such command 'nosuch'; see `dmx --help`"),
+        (
+            ["train", "+mask.nonsense=1"],
+            "mask.nonsense is not a dmx setting; mask has: unit, copies, prob, count, "
+            "mask_token_frac, random_token_frac, schedule, schedule_start, schedule_end, "
+            "span_p, span_max",
+        ),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else "",
+)
+def test_a_bad_option_or_key_is_one_line_and_exit_2(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    assert one_error_line(run_dmx(*args, cwd=tmp_path, check=False)) == message
+    assert list(tmp_path.iterdir()) == []  # nothing ran, nothing written
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["mask.nonsense=1"],
+            "mask.nonsense is not a dmx setting; mask has: unit, copies, prob, count, "
+            "mask_token_frac, random_token_frac, schedule, schedule_start, schedule_end, "
+            "span_p, span_max",
+        ),
+        (
+            ["nonsense=1"],
+            "nonsense is not a dmx setting; the config has: seed, resume, experiment_name, "
+            "model, data, mask, attention, finetune, optim, trainer, impl, logger",
+        ),
+        # Hydra's `+` adds a key the schema lacks; it must not be dropped without a word.
+        (["++data.nonsense=1"], "data.nonsense is not a dmx setting; data has: source, name,"),
+        # 2. and 3. values out of range
+        (["trainer.max_epochs=-1"], "trainer.max_epochs must be >= 0, got -1"),
+        (
+            ["data.seq_len=256", "model.max_seq_len=128"],
+            "data.seq_len (256) exceeds model.max_seq_len (128); lower data.seq_len or pick "
+            "a larger model",
+        ),
+    ],
+)
+def test_unknown_keys_and_values_out_of_range_say_what_to_fix(
+    overrides: list[str], message: str
+) -> None:
+    with pytest.raises(UserError) as caught:
+        check_overrides(overrides, multirun=False)
+    assert str(caught.value).startswith(message)
+
+
+# --- 4. corpus files -------------------------------------------------------------------------
+
+
+def text_corpus(path: Path) -> list[str]:
+    return ["data=text", f"data.path={path}", "data.val_frac=0.2", "data.batch_size=2"]
+
+
+def test_a_png_as_the_corpus_fails_the_run_with_one_line(tmp_path: Path) -> None:
+    png = tmp_path / "corpus.txt"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    run = tmp_path / "run"
+    with pytest.raises(UserError) as caught:
+        train_run(run, *text_corpus(png))
+    assert str(caught.value) == (
+        f"{png} is not UTF-8 text (a NUL byte at offset 8); convert it to UTF-8 or point "
+        f"data.path at {FORMATS_HINT}"
+    )
+    assert read_metrics(run)["status"] == "failed"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
+def test_an_unreadable_corpus_is_one_line(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("some text\n\nmore text\n")
+    corpus.chmod(0)
+    try:
+        with pytest.raises(UserError) as caught:
+            train_run(tmp_path / "run", *text_corpus(corpus))
+    finally:
+        corpus.chmod(0o644)
+    assert str(caught.value) == (
+        f"{corpus} cannot be read (Permission denied); give dmx read permission (chmod +r) "
+        "or point data.path at another file"
+    )
+
+
+def test_a_corpus_that_cannot_be_opened_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the test above, where root runs it: the file refuses to open."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("some text\n\nmore text\n")
+    opened = Path.open
+
+    def refuse(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == corpus:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        return opened(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse)
+    with pytest.raises(UserError) as caught:
+        train_run(tmp_path / "run", *text_corpus(corpus))
+    assert str(caught.value) == (
+        f"{corpus} cannot be read (Permission denied); give dmx read permission (chmod +r) "
+        "or point data.path at another file"
+    )
+
+
+def test_a_bad_corpus_through_dmx_train_is_one_line_and_no_run_is_done(tmp_path: Path) -> None:
+    corpus = tmp_path / "latin1.txt"
+    corpus.write_bytes("caf\u00e9 au lait\n\nune tarte\n".encode("latin-1"))
+    run = tmp_path / "run"
+    result = run_dmx(
+        "train", *TINY, *text_corpus(corpus), f"hydra.run.dir={run}", cwd=tmp_path, check=False
+    )
+    assert one_error_line(result) == (
+        f"{corpus} is not UTF-8 text (invalid byte at offset 3); convert it to UTF-8 or point "
+        f"data.path at {FORMATS_HINT}"
+    )
+    assert read_metrics(run)["status"] == "failed"
+
+
+# --- 5. fine-tuning data ---------------------------------------------------------------------
+
+
+def test_a_tsv_without_its_label_column_fails_before_pretraining(tmp_path: Path) -> None:
+    tsv = tmp_path / "train.tsv"
+    tsv.write_text("sentence\tstars\na fine film\t5\na dull one\t1\n", encoding="utf-8")
+    run = tmp_path / "run"
+    with pytest.raises(UserError) as caught:
+        train_run(run, "finetune=tsv", f"finetune.train_path={tsv}", f"finetune.dev_path={tsv}")
+    assert str(caught.value) == (
+        f"finetune.train_path: {tsv} has no column 'label' (columns: sentence, stars); set "
+        "finetune.label_column=... to one of them"
+    )
+    assert read_metrics(run)["status"] == "failed"
+    assert not (run / "history.csv").exists()  # no pretraining was spent on it
+
+
+def test_a_tsv_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    tsv = tmp_path / "dev.tsv"
+    tsv.write_bytes("sentence\tlabel\ncaf\u00e9\tpos\n".encode("latin-1"))
+    with pytest.raises(UserError) as caught:
+        read_tsv(tsv, "sentence", "label", "dev_path")
+    assert str(caught.value) == (
+        f"finetune.dev_path: {tsv} is not UTF-8 text (invalid continuation byte); convert it "
+        "to UTF-8"
+    )
+
+
+# --- 8. a corrupt run among good ones, through the command -----------------------------------
+
+
+def test_the_report_skips_a_corrupt_metrics_json_with_one_warning(tmp_path: Path) -> None:
+    for seed in range(3):
+        run = tmp_path / f"s{seed}"
+        write_json(run / METRICS_FILE, {"status": "done", "seed": seed, "final_val_loss": 2.0})
+        atomic_write_text(run / CONFIG_FILE, f"seed: {seed}\nmask:\n  copies: 1\n")
+    (tmp_path / "s1" / METRICS_FILE).write_text('{"status": "do', encoding="utf-8")
+    result = run_dmx("report", str(tmp_path), "--format", "json", cwd=tmp_path)
+    (row,) = json.loads(result.stdout)
+    assert (row["n"], row["final_val_loss"]["mean"]) == (2, 2.0)
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"dmx: warning: skipped run {tmp_path / 's1'}: cannot read ")
+    assert line.endswith("; rerun that run or move its folder out of the sweep")
+
+
+# --- 9. W&B online with no network -----------------------------------------------------------
+
+
+def test_wandb_online_without_a_network_falls_back_to_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A closed port as W&B's server: the online start fails within logger.init_timeout_s
+    and the run logs offline instead; it never hangs. In its own process: a failed online
+    start leaves W&B's in-process state unfit for the tests after it."""
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    run = tmp_path / "run"
+    started = time.monotonic()
+    result = run_dmx(
+        "train",
+        *TINY,
+        "logger=wandb",
+        "logger.mode=online",
+        "logger.init_timeout_s=5",
+        "trainer.max_epochs=1",
+        f"hydra.run.dir={run}",
+        cwd=tmp_path,
+    )
+    elapsed = time.monotonic() - started
+    print(f"\nW&B online without a network: run done in {elapsed:.1f} s")
+    assert json.loads((run / "metrics.json").read_text())["status"] == "done"
+    assert len(list((run / "wandb").glob("offline-run-*/*.wandb"))) == 1
+    (warning,) = [
+        line
+        for line in (result.stdout + result.stderr).splitlines()
+        if "W&B online start failed (" in line
+    ]
+    assert warning.endswith(
+        "; logging offline instead (a slow network: raise logger.init_timeout_s)"
+    )
+    assert elapsed < 120
+
+
+# --- 10. devices -----------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_four_gpus_where_there_is_none(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as caught:
+        check_overrides(["impl.devices=4", "impl.accelerator=gpu"], multirun=False)
+    assert str(caught.value) == (
+        "impl.accelerator=gpu but no CUDA GPU is visible; use impl.accelerator=auto (GPU when "
+        "there is one, else CPU) or impl.accelerator=cpu"
+    )
+
+
+def test_more_gpus_than_are_visible(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(UserError) as caught:
+        check_overrides(["impl.devices=4", "impl.accelerator=gpu"], multirun=False)
+    assert str(caught.value) == "impl.devices=4 but only 1 GPU(s) are visible; lower impl.devices"
+    make_config("impl.devices=1", "impl.accelerator=gpu")  # what is there is fine
+
+
+# --- 11. the disk filling mid-write ----------------------------------------------------------
+
+
+def test_a_full_disk_mid_write_keeps_the_previous_file_and_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / METRICS_FILE
+    write_json(path, {"status": "running", "step": 1})
+    before = path.read_bytes()
+    fdopen = os.fdopen
+
+    class FullDisk:
+        """The file object of a disk that fills after half of what is written."""
+
+        def __init__(self, fd: int, *args: Any, **kwargs: Any) -> None:
+            self.file = fdopen(fd, *args, **kwargs)
+
+        def __enter__(self) -> FullDisk:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.file.close()
+
+        def write(self, data: bytes) -> int:
+            self.file.write(data[: len(data) // 2])
+            self.file.flush()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.file, name)
+
+    monkeypatch.setattr(runs.os, "fdopen", FullDisk)
+    with pytest.raises(OSError) as caught:
+        write_json(path, {"status": "done", "step": 2, "final_val_loss": 1.5})
+    assert caught.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert json.loads(before) == {"status": "running", "step": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [METRICS_FILE]  # no temporary left
