@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
 
@@ -94,6 +95,28 @@ def check_devices(config: Config) -> None:
         )
 
 
+def overrides_parser() -> OverridesParser:
+    """Hydra's override parser with dmx's config loader, so that ``glob(...)`` over a config
+    group (``mask=glob(*)``) can list the group's choices as Hydra's sweeper does."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+
+    search_path = create_config_search_path(f"pkg://{CONFIG_MODULE}")
+    return OverridesParser.create(config_loader=ConfigLoaderImpl(config_search_path=search_path))
+
+
+def sweep_values(override: Override, text: str) -> list[str]:
+    """A sweep's values as Hydra's basic sweeper enumerates them; one line for a sweep it
+    cannot enumerate (``interval(...)`` is for optimising sweepers, which sample it)."""
+    try:
+        return list(override.sweep_string_iterator())
+    except HydraException:
+        raise UserError(
+            f"{text}: dmx sweep runs a grid and cannot enumerate this sweep; list the values "
+            f"(a,b,c) or use range(start,stop,step)"
+        ) from None
+
+
 def check_overrides(args: Sequence[str], *, multirun: bool) -> list[str]:
     """Validate every value a (multi)run would use, each swept value at least once.
 
@@ -105,7 +128,7 @@ def check_overrides(args: Sequence[str], *, multirun: bool) -> list[str]:
     overrides = config_overrides(args)
     settings = hydra_overrides(args)
     try:
-        parsed = OverridesParser.create().parse_overrides([*overrides, *settings])
+        parsed = overrides_parser().parse_overrides([*overrides, *settings])
     except OverrideParseException as err:
         raise UserError(_one_line(err)) from None
     for text, override in zip([*overrides, *settings], parsed, strict=True):
@@ -122,7 +145,7 @@ def check_overrides(args: Sequence[str], *, multirun: bool) -> list[str]:
                     f"{text} asks for several runs; use `dmx sweep {text}` (or add --multirun)"
                 )
             key = override.get_key_element()
-            choices.append([f"{key}={v}" for v in override.sweep_string_iterator()])
+            choices.append([f"{key}={v}" for v in sweep_values(override, text)])
         else:
             choices.append([text])
     base = [values[0] for values in choices]

@@ -348,3 +348,17 @@ def test_a_full_disk_mid_write_keeps_the_previous_file_and_no_temporary(
     assert path.read_bytes() == before
     assert json.loads(before) == {"status": "running", "step": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == [METRICS_FILE]  # no temporary left
+
+
+def test_a_sweep_hydra_cannot_enumerate_is_one_line() -> None:
+    with pytest.raises(UserError) as caught:
+        check_overrides(["seed=interval(0,1)"], multirun=True)
+    assert str(caught.value) == (
+        "seed=interval(0,1): dmx sweep runs a grid and cannot enumerate this sweep; list the "
+        "values (a,b,c) or use range(start,stop,step)"
+    )
+
+
+def test_glob_over_a_config_group_lists_its_choices() -> None:
+    # Checked run by run: mask=span first, each other choice once.
+    assert check_overrides(["mask=glob(s*)"], multirun=True) == ["mask=span"]
