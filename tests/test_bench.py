@@ -82,8 +82,12 @@ def test_cli_ends_with_the_ratio_vs_hf(tmp_path: Path) -> None:
     assert re.fullmatch(r"ratio_vs_hf=\d+\.\d\d", lines[-1]), lines[-1]
     assert any(line.startswith("matmul peak measured here") for line in lines)
     assert any(line.startswith("dmx train loop overhead vs the bare step: ") for line in lines)
-    rows = {r.split("│")[1].strip(): r for r in lines if r.startswith("│ ")}
-    assert any(label.startswith("dmx") for label in rows)
+    engines = [line.split()[:2] for line in lines if line.startswith((" dmx ", " HuggingFace"))]
+    assert [e[0] if e[0] == "HuggingFace" else " ".join(e) for e in engines] == [
+        "dmx step",
+        "dmx train",
+        "HuggingFace",
+    ]
 
 
 def test_cli_refuses_an_unknown_precision(tmp_path: Path) -> None:

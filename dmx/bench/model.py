@@ -47,7 +47,7 @@ from dmx.optim import build_optimizer, lr_lambda
 PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 PHASES = ("data", "forward", "backward", "optimizer")
-DMX_STEP, DMX_LOOP, HF_STEP = "dmx step", "dmx train loop", "HuggingFace BertForMaskedLM"
+DMX_STEP, DMX_LOOP, HF_STEP = "dmx step", "dmx train loop", "HuggingFace"
 
 
 @dataclass
@@ -435,6 +435,7 @@ def _ms(seconds: float | None) -> str:
 
 def render(result: BenchResult) -> tuple[Any, list[str]]:
     """The table (rich) and the lines under it; the last line is what scripts read."""
+    from rich import box
     from rich.table import Table
 
     s = result.shape
@@ -444,20 +445,21 @@ def render(result: BenchResult) -> tuple[Any, list[str]]:
         f"{result.precision}{' compiled' if result.compiled else ''}, {result.device}, "
         f"{result.threads} threads; medians of rounds"
     )
-    table = Table(title=title)
+    # Simple rules and no outer border: nine columns fit an 80-column terminal whole.
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 1))
     headers = (
         "engine",
-        "tokens/s",
+        "tokens per s",
         "data ms",
         "fwd ms",
         "bwd ms",
         "optim ms",
-        "GFLOP/s",
+        "GFLOP per s",
         "of peak",
         "peak MB",
     )
     for h in headers:
-        table.add_column(h, justify="left" if h == "engine" else "right")
+        table.add_column(h, justify="left" if h == "engine" else "right", no_wrap=h == "engine")
     for e in result.engines:
         table.add_row(
             e.label,
@@ -472,7 +474,8 @@ def render(result: BenchResult) -> tuple[Any, list[str]]:
         f"({result.precision}); "
         f"FLOPs per token: dmx {result.engines[0].flops_per_token / 1e6:.1f}M"
         + (
-            f", HuggingFace {hf.flops_per_token / 1e6:.1f}M (its head scores every position)"
+            f", HuggingFace (BertForMaskedLM with its collator) {hf.flops_per_token / 1e6:.1f}M "
+            "(its head scores every position)"
             if (hf := result.engine(HF_STEP))
             else ""
         )
