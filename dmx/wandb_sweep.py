@@ -22,15 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hydra import initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, OverrideParseException
 
 from dmx.errors import UserError, exception_line
 from dmx.overrides import is_override, override_key, override_value
 from dmx.runs import atomic_write_text
-from dmx.validate import CONFIG_MODULE, compose_config
+from dmx.validate import compose_config, overrides_parser
 
 SPEC_FILE = "wandb_sweep.yaml"
 COMMAND = ["dmx-train", "${args_no_hyphens}"]
@@ -83,40 +80,32 @@ def _split_hydra(args: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def _grid(overrides: Sequence[str]) -> dict[str, tuple[bool, list[str]]]:
     """Key -> (swept?, values), in BasicSweeper's order: first mention of a key fixes its
-    place, the last one its values. Parsed with a config loader so glob() sees the groups."""
-    GlobalHydra.instance().clear()
+    place, the last one its values. Parsed with dmx's config loader so glob() sees the
+    groups (:func:`dmx.validate.overrides_parser`)."""
     grid: dict[str, tuple[bool, list[str]]] = {}
     try:
-        with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-            loader = GlobalHydra.instance().config_loader()
-            parser = OverridesParser.create(config_loader=loader)
-            for text, override in zip(
-                overrides, parser.parse_overrides(list(overrides)), strict=True
-            ):
-                key = override.get_key_element()
-                if not override.is_sweep_override():
-                    grid[key] = (False, [override.get_value_element_as_str()])
-                    continue
-                if not override.is_discrete_sweep():
-                    raise UserError(
-                        f"{text}: a grid sweep needs listed values; use a list "
-                        f"({key}=0.1,0.2) or range(start,stop,step)"
-                    )
-                values = list(override.sweep_string_iterator())
-                if not values:
-                    raise UserError(f"{text} sweeps over no values; give {key} at least one")
-                repeated = sorted({v for v in values if values.count(v) > 1})
-                if repeated:
-                    raise UserError(
-                        f"{text} lists {', '.join(repeated)} more than once; list each value once"
-                    )
-                grid[key] = (True, values)
-    except OverrideParseException as err:
+        parsed = overrides_parser().parse_overrides(list(overrides))
+        for text, override in zip(overrides, parsed, strict=True):
+            key = override.get_key_element()
+            if not override.is_sweep_override():
+                grid[key] = (False, [override.get_value_element_as_str()])
+                continue
+            if not override.is_discrete_sweep():
+                raise UserError(
+                    f"{text}: a grid sweep needs listed values; use a list "
+                    f"({key}=0.1,0.2) or range(start,stop,step)"
+                )
+            values = list(override.sweep_string_iterator())
+            if not values:
+                raise UserError(f"{text} sweeps over no values; give {key} at least one")
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                raise UserError(
+                    f"{text} lists {', '.join(repeated)} more than once; list each value once"
+                )
+            grid[key] = (True, values)
+    except (OverrideParseException, HydraException) as err:
         raise UserError(exception_line(err)) from None
-    except HydraException as err:
-        raise UserError(exception_line(err)) from None
-    finally:
-        GlobalHydra.instance().clear()
     return grid
 
 
@@ -155,7 +144,7 @@ def sweep_spec(args: Sequence[str]) -> dict[str, Any]:
 
 def _non_sweeps(overrides: Sequence[str]) -> list[str]:
     try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
+        parsed = overrides_parser().parse_overrides(list(overrides))
     except OverrideParseException as err:
         raise UserError(exception_line(err)) from None
     return [text for text, o in zip(overrides, parsed, strict=True) if not o.is_sweep_override()]
