@@ -20,6 +20,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from dmx import provenance
 from dmx.runs import (
+    ADAPTIVE_FILE,
     CHECKPOINT_DIR,
     HISTORY_FILE,
     LAST_CHECKPOINT,
@@ -140,6 +141,9 @@ class RunFolder(L.Callback):
         self.history.append(row)
         if self.writes:
             write_history(self.run_dir / HISTORY_FILE, self.history)
+            adaptive = getattr(trainer.datamodule, "adaptive", None)
+            if adaptive is not None and adaptive.history:
+                write_json(self.run_dir / ADAPTIVE_FILE, adaptive.record())
         metrics = self._metrics_from_history(pl_module, train_s)
         diagnostics = self._diagnostics(trainer, pl_module, train_s)
         self.write_summary(
@@ -229,8 +233,8 @@ class RunFolder(L.Callback):
     ) -> dict[str, Any]:
         """What the masks did, as measured: rate, corruption split, diversity, time share,
         and the realised attention density (None for full attention)."""
-        stats = getattr(trainer.datamodule, "stats", None)
-        out: dict[str, Any] = dict(stats.summary()) if stats is not None else {}
+        diagnostics = getattr(trainer.datamodule, "diagnostics", None)
+        out: dict[str, Any] = dict(diagnostics()) if diagnostics is not None else {}
         if "mask_time_s" in out and train_s > 0:
             out["mask_time_share"] = out["mask_time_s"] / train_s
         density = getattr(pl_module, "realised_attention_density", None)

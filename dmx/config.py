@@ -197,8 +197,10 @@ def _check_split(prefix: str, mask_token_frac: float, random_token_frac: float) 
     )
 
 
-MASK_UNITS = ("token", "whole_word", "span")
+MASK_UNITS = ("token", "whole_word", "span", "pmi")
 MASK_COUNTS = ("bernoulli", "fixed")
+MASK_WEIGHTINGS = ("uniform", "informative", "adaptive")
+INFORMATIVE_BY = ("neighbour_pmi", "inverse_frequency")
 MASK_SCHEDULES = ("constant", "linear", "cosine", "step")
 
 
@@ -209,7 +211,8 @@ class MaskConfig:
     these (dmx.masking.TokenMasker.strategy), so ``mask=static mask.copies=null`` is labelled
     dynamic, because it is."""
 
-    # token (BERT), whole_word (a word's tokens all or none), span (SpanBERT: spans of words).
+    # token (BERT), whole_word (a word's tokens all or none), span (SpanBERT: spans of words),
+    # pmi (PMI-Masking: collocated word n-grams masked whole, other words alone).
     unit: str = "token"
     # How many distinct masks each sequence ever gets: 1 is pure static masking, 10 is BERT's
     # dupe_factor, null is dynamic (a fresh mask every epoch, as RoBERTa).
@@ -228,9 +231,64 @@ class MaskConfig:
     # Span lengths in words: geometric(span_p) truncated to [1, span_max] (SpanBERT: 0.2, 10).
     span_p: float = 0.2
     span_max: int = 10
+    # PMI units (unit=pmi), from the training split: word n-grams of 2 to pmi_ngram_max words
+    # seen at least pmi_min_count times, the top pmi_vocab_size by AI21's PMI score
+    # (dmx.data.pmi); cached beside the corpus' token streams.
+    pmi_ngram_max: int = 5
+    pmi_min_count: int = 10
+    pmi_vocab_size: int = 1000
+    # Which tokens a rate prefers (single tokens only): uniform (every token alike),
+    # informative (a fixed weight per token id from corpus statistics, after InforMask), or
+    # adaptive (a weight per id that follows the model's losses, after AMLM). Weights keep
+    # the expected rate: token v is selected with probability rate x weight[v].
+    weighting: str = "uniform"
+    # informative: neighbour_pmi (expected PMI with the tokens within informative_window) or
+    # inverse_frequency (1 / sqrt(count)); see dmx.data.informative for why PMI is the default.
+    informative_by: str = "neighbour_pmi"
+    informative_window: int = 5
+    # Weights stay in [weight_min, weight_max]; keep weight_max x prob <= 1 for an exact rate.
+    weight_min: float = 0.1
+    weight_max: float = 4.0
+    # adaptive: every adapt_every steps, each id's weight moves adapt_smoothing of the way to
+    # (its mean loss / the mean loss) ^ adapt_power over those steps.
+    adapt_every: int = 20
+    adapt_smoothing: float = 0.3
+    adapt_power: float = 1.0
 
     def __post_init__(self) -> None:
         _check_choice("mask.unit", self.unit, MASK_UNITS)
+        _check_choice("mask.weighting", self.weighting, MASK_WEIGHTINGS)
+        _check_choice("mask.informative_by", self.informative_by, INFORMATIVE_BY)
+        _check(
+            self.weighting == "uniform" or self.unit == "token",
+            f"mask.weighting={self.weighting} weighs single tokens; use it with mask.unit=token "
+            f"(got mask.unit={self.unit})",
+        )
+        _check(
+            2 <= self.pmi_ngram_max <= 5,
+            f"mask.pmi_ngram_max must be 2 to 5, got {self.pmi_ngram_max}",
+        )
+        _check(
+            self.pmi_min_count >= 1, f"mask.pmi_min_count must be >= 1, got {self.pmi_min_count}"
+        )
+        _check(
+            self.pmi_vocab_size >= 1, f"mask.pmi_vocab_size must be >= 1, got {self.pmi_vocab_size}"
+        )
+        _check(
+            self.informative_window >= 1,
+            f"mask.informative_window must be >= 1, got {self.informative_window}",
+        )
+        _check(
+            0.0 <= self.weight_min <= 1.0 <= self.weight_max,
+            f"mask.weight_min <= 1 <= mask.weight_max must hold, got {self.weight_min} and "
+            f"{self.weight_max}",
+        )
+        _check(self.adapt_every >= 1, f"mask.adapt_every must be >= 1, got {self.adapt_every}")
+        _check(
+            0.0 < self.adapt_smoothing <= 1.0,
+            f"mask.adapt_smoothing must be in (0, 1], got {self.adapt_smoothing}",
+        )
+        _check(self.adapt_power >= 0.0, f"mask.adapt_power must be >= 0, got {self.adapt_power}")
         _check_choice("mask.count", self.count, MASK_COUNTS)
         _check_choice("mask.schedule", self.schedule, MASK_SCHEDULES)
         _check(

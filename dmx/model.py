@@ -81,6 +81,9 @@ class MLMOutput(NamedTuple):
     correct: torch.Tensor | None
     count: torch.Tensor  # how many were selected
     gate_mean: torch.Tensor | None  # mean learned key weight over real keys and layers
+    # Each selected token's cross-entropy, in the order of labels[selected]; only when asked
+    # (adaptive masking reads them), as summing them is not bit-identical to reduction="sum".
+    token_losses: torch.Tensor | None = None
 
 
 class SelfAttention(nn.Module):
@@ -243,8 +246,10 @@ class MaskedLM(nn.Module):
         selected: torch.Tensor,
         padding: torch.Tensor | None = None,
         attn_mask: torch.Tensor | None = None,
+        token_losses: bool = False,
     ) -> MLMOutput:
-        """Summed cross-entropy over selected tokens, the number correct, and the count.
+        """Summed cross-entropy over selected tokens, the number correct, and the count
+        (and with ``token_losses``, each selected token's cross-entropy).
 
         Sums rather than means, so a caller can average exactly over a whole split
         instead of averaging batch means of different sizes.
@@ -252,9 +257,15 @@ class MaskedLM(nn.Module):
         hidden, gate_mean = self.encode(input_ids, padding, attn_mask)
         logits = self.mlm_logits(hidden, selected)
         targets = labels[selected]
-        loss_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
+        losses = None
+        if token_losses:
+            losses = F.cross_entropy(logits.float(), targets, reduction="none")
+            loss_sum = losses.sum()
+        else:
+            loss_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
         correct = None if self.training else (logits.argmax(dim=-1) == targets).sum()
-        return MLMOutput(loss_sum, correct, targets.new_tensor(targets.numel()), gate_mean)
+        count = targets.new_tensor(targets.numel())
+        return MLMOutput(loss_sum, correct, count, gate_mean, losses)
 
     def compile_blocks(self) -> None:
         """torch.compile each encoder block, in place: parameter names (and so checkpoints)

@@ -33,6 +33,8 @@ from typing import Any
 CONFIG_FILE = "config.yaml"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
+# Adaptive masking only: the per-id rate table's summary after every update (report --plot).
+ADAPTIVE_FILE = "adaptive_rates.json"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 LOCK_FILE = ".lock"

@@ -41,6 +41,7 @@ from dmx.data.labelled import LabelledDataModule, load_task
 from dmx.errors import UserError, error_line
 from dmx.model import EncoderShape, MaskedLM
 from dmx.runs import (
+    ADAPTIVE_FILE,
     CHECKPOINT_DIR,
     CONFIG_FILE,
     HISTORY_FILE,
@@ -263,7 +264,10 @@ def _pretrain(
     epoch, the mask statistics, the running sums, torch's generator), so the run goes on
     as if it had never stopped. Checkpoints load with ``weights_only``: no code runs.
     """
-    module = MLMModule(model, config.optim, config.attention, seed=config.seed)
+    observe = data.observe_losses if data.adaptive is not None else None
+    module = MLMModule(
+        model, config.optim, config.attention, seed=config.seed, observe_losses=observe
+    )
     trainer = _trainer(config, [folder], logger.lightning if logger else None, run_dir)
     ckpt = str(resume_from[0]) if resume_from else None
     trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
@@ -347,7 +351,7 @@ def _loadable_checkpoint(run_dir: Path) -> tuple[Path, int] | None:
 def _clear_run(run_dir: Path) -> None:
     """Starting over: the previous attempt's history, metrics and checkpoints go, so none
     of them can be mistaken for this run's."""
-    for name in (HISTORY_FILE, METRICS_FILE):
+    for name in (HISTORY_FILE, METRICS_FILE, ADAPTIVE_FILE):
         (run_dir / name).unlink(missing_ok=True)
     if (run_dir / CHECKPOINT_DIR).is_dir():
         shutil.rmtree(run_dir / CHECKPOINT_DIR)

@@ -52,7 +52,15 @@ def test_a_choice_missing_its_required_value_says_which(overrides: list[str], me
 def test_every_group_has_choices() -> None:
     assert all(choices(g) for g in GROUPS)
     assert choices("model") == ["base", "small", "tiny"]
-    assert choices("mask") == ["dynamic", "span", "static", "whole_word"]
+    assert choices("mask") == [
+        "adaptive",
+        "dynamic",
+        "informative",
+        "pmi",
+        "span",
+        "static",
+        "whole_word",
+    ]
     assert choices("attention") == [
         "block_sparse",
         "causal",
@@ -110,9 +118,18 @@ def test_every_model_setting_reaches_the_encoder_by_name() -> None:
     [
         (
             ["mask=nonsense"],
-            "unknown choice mask=nonsense; choose one of: dynamic, span, static, whole_word",
+            "unknown choice mask=nonsense; choose one of: adaptive, dynamic, informative, pmi, "
+            "span, static, whole_word",
         ),
-        (["mask.unit=phrase"], "mask.unit must be one of token, whole_word, span; got 'phrase'"),
+        (
+            ["mask.unit=phrase"],
+            "mask.unit must be one of token, whole_word, span, pmi; got 'phrase'",
+        ),
+        (["mask.weighting=tfidf"], "mask.weighting must be one of uniform, informative, adaptive"),
+        (["mask=span", "mask.weighting=adaptive"], "weighs single tokens; use it with mask.unit"),
+        (["mask.adapt_smoothing=0"], "mask.adapt_smoothing must be in (0, 1], got 0.0"),
+        (["mask.weight_max=0.5"], "mask.weight_min <= 1 <= mask.weight_max must hold"),
+        (["mask.pmi_ngram_max=7"], "mask.pmi_ngram_max must be 2 to 5, got 7"),
         (["mask.count=poisson"], "mask.count must be one of bernoulli, fixed"),
         (["mask.schedule=exp"], "mask.schedule must be one of constant, linear, cosine, step"),
         (["mask.schedule_start=1.2"], "mask.schedule_start must be in (0, 1), got 1.2"),
@@ -128,7 +145,7 @@ def test_every_model_setting_reaches_the_encoder_by_name() -> None:
         (["model=huge"], "choose one of: base, small, tiny"),
         (
             ["experiment=nope"],
-            "choose one of: attention_classify, attention_masks, dupe_factor, mask_rate,",
+            "choose one of: adaptive, attention_classify, attention_masks, dupe_factor,",
         ),
         (["data.seq_len=512"], "exceeds model.max_seq_len"),
         (["model.n_heads=3"], "divisible by model.n_heads"),

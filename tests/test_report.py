@@ -231,7 +231,16 @@ def test_legacy_and_new_names_of_a_setting_compare_as_one(tmp_path: Path) -> Non
 
 
 def test_paths_is_no_longer_an_ignored_key() -> None:
-    assert rep.IGNORED_KEYS == ("seed", "logger", "hydra")
+    assert rep.IGNORED_KEYS == ("seed", "finetune.seed", "logger", "hydra")
+
+
+def test_a_finetune_seed_tied_to_the_seed_is_a_replicate_not_a_group(tmp_path: Path) -> None:
+    for seed in range(3):
+        config = make_config(seed)
+        config["finetune"] = {"name": "embedded", "seed": seed}
+        write_run(tmp_path / f"s{seed}", config, **done_metrics(1.0 + seed / 10))
+    (row,) = rep.summarize(rep.collect(tmp_path))
+    assert row.stats["final_val_loss"].n == 3
 
 
 def test_key_missing_from_older_runs_does_not_split_groups(tmp_path: Path) -> None:

@@ -229,9 +229,15 @@ def test_rate_schedules_between_the_marks() -> None:
         rate_at("exponential", 0.15, 0.30, 0.15, 0.5)
 
 
+# PMI units under a fixed budget are the one exception, on purpose: a unit too big for what
+# is left is skipped and smaller ones after it are taken (AI21's collator), so a bigger
+# budget can take that unit instead of the smaller ones (tests/test_adaptive.py).
+NESTING = [s for s in STRATEGIES if s != ("pmi", "fixed")]
+
+
 @settings(max_examples=40, deadline=None)
 @given(
-    strategy=st.sampled_from(STRATEGIES),
+    strategy=st.sampled_from(NESTING),
     rates=st.tuples(st.floats(0.01, 0.6), st.floats(0.01, 0.6))
     .map(sorted)
     .filter(lambda r: r[0] < r[1]),

@@ -11,42 +11,54 @@ seed sees the data in the same order, and a resumed run sees the order it would 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dmx.config import DataConfig, MaskConfig
 from dmx.data.corpora import Corpus, load_corpus
+from dmx.data.informative import informative_weights, token_counts
+from dmx.data.pmi import PMISettings, load_or_build_units
 from dmx.data.sequences import Sequences
 from dmx.data.tokenizer import MASK_ID, N_SPECIAL, PAD_ID
 from dmx.errors import UserError
 from dmx.masking import EVAL_KEY, TokenMasker, rate_at
+from dmx.masking.adaptive import AdaptiveRates
 from dmx.masking.diagnostics import MaskStats
 from dmx.masking.keyed import base_hash
+from dmx.masking.weights import expected_rate, normalise
+
+log = logging.getLogger(__name__)
 
 
 class IndexedSequences(Dataset):
     """A split's rows, each returned with its row index (the mask's key) and the word
-    starts beside it (whole-word and span masking need them)."""
+    starts beside it (whole-word and span masking need them), and the PMI unit starts when
+    ``units`` (the split's unit-start stream) is given."""
 
-    def __init__(self, rows: Sequences) -> None:
-        self.rows = rows
+    def __init__(self, rows: Sequences, units: np.ndarray | None = None) -> None:
+        self.rows, self.units = rows, units
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         ids, word_starts = self.rows[i]
-        return {
+        item = {
             "input_ids": ids,
             "word_starts": word_starts,
             "index": torch.tensor(i, dtype=torch.int64),
         }
+        if self.units is not None:
+            item["unit_starts"] = self.rows.starts_of(i, self.units)
+        return item
 
 
 class EpochKeyedSampler(Sampler[int]):
@@ -132,12 +144,21 @@ class MLMDataModule(L.LightningDataModule):
         self._total_steps: int | None = None
         self._resume: tuple[int, int] | None = None  # (epoch, batches done) from a checkpoint
         self._train_sampler: EpochKeyedSampler | None = None
+        # Masks that depend on the corpus or the model (dmx.masking.weights): the PMI unit
+        # starts of the training stream, fixed per-id weights (informative), or the adaptive
+        # table, which is training state and travels in state_dict.
+        self.units: np.ndarray | None = None
+        self.weights: torch.Tensor | None = None
+        self.adaptive: AdaptiveRates | None = None
+        self._adaptive_state: dict[str, Any] | None = None  # restored before setup
 
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is None:
             self.corpus = load_corpus(self.cfg, self.cache_dir)
         vocab = self.corpus.vocab_size
         m = self.mask_cfg
+        if self.units is None and self.weights is None and self.adaptive is None:
+            self._corpus_statistics()
         self.train_masker = TokenMasker(
             seed=self.seed,
             copies=m.copies,
@@ -151,6 +172,7 @@ class MLMDataModule(L.LightningDataModule):
             count=m.count,
             span_p=m.span_p,
             span_max=m.span_max,
+            weighting=m.weighting,
         )
         # One evaluation mask for every run and strategy: its own seed, a reserved key.
         self.eval_masker = TokenMasker(
@@ -163,6 +185,45 @@ class MLMDataModule(L.LightningDataModule):
             n_special=N_SPECIAL,
             vocab_size=vocab,
         )
+
+    def _corpus_statistics(self) -> None:
+        """What the configured strategy needs from the training split, computed once."""
+        assert self.corpus is not None
+        m, stream = self.mask_cfg, self.corpus.train.stream
+        vocab = self.corpus.vocab_size
+        if m.unit == "pmi":
+            settings = PMISettings(m.pmi_ngram_max, m.pmi_min_count, m.pmi_vocab_size)
+            decode = self.corpus.tokenizer.decode
+            self.units = load_or_build_units(
+                self.corpus.folder, stream.ids, stream.starts, settings, decode
+            )
+        if m.weighting == "uniform":
+            return
+        freq = torch.from_numpy(token_counts(stream.ids, vocab))
+        if m.weighting == "informative":
+            raw = informative_weights(
+                stream.ids, stream.offsets, vocab, m.informative_by, m.informative_window
+            )
+            self.weights = normalise(torch.from_numpy(raw), freq, m.weight_min, m.weight_max)
+            log.info(
+                "informative masking (%s): per-id rates from %.3f to %.3f, expected rate %.4f",
+                m.informative_by,
+                m.prob * float(self.weights[freq > 0].min()),
+                min(1.0, m.prob * float(self.weights[freq > 0].max())),
+                expected_rate(self.weights, freq, m.prob),
+            )
+        else:
+            self.adaptive = AdaptiveRates(
+                freq,
+                m.prob,
+                m.adapt_every,
+                m.adapt_smoothing,
+                m.adapt_power,
+                m.weight_min,
+                m.weight_max,
+            )
+            if self._adaptive_state is not None:
+                self.adaptive.load_state_dict(self._adaptive_state)
 
     @property
     def vocab_size(self) -> int:
@@ -183,7 +244,7 @@ class MLMDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         assert self.corpus is not None
-        data = IndexedSequences(self.corpus.train)
+        data = IndexedSequences(self.corpus.train, self.units)
         rank, world = self._ranks()
         sampler = EpochKeyedSampler(len(data), self.seed, self.cfg.batch_size, rank, world)
         if self._resume is not None:
@@ -201,6 +262,7 @@ class MLMDataModule(L.LightningDataModule):
             # At on_train_batch_end, the batches of this epoch whose step is done.
             "batches_done": progress.processed if progress else 0,
             "stats": self.stats.state_dict(),
+            "adaptive": self.adaptive.state_dict() if self.adaptive is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -208,6 +270,35 @@ class MLMDataModule(L.LightningDataModule):
         if self._train_sampler is not None:  # the loader may exist before the restore
             self._train_sampler.resume_at(*self._resume)
         self.stats.load_state_dict(state["stats"])
+        adaptive = state.get("adaptive")
+        if adaptive is not None:
+            self._adaptive_state = adaptive
+            if self.adaptive is not None:
+                self.adaptive.load_state_dict(adaptive)
+
+    def observe_losses(self, ids: torch.Tensor, losses: torch.Tensor) -> dict[str, float] | None:
+        """One training step's selected tokens and their losses, for adaptive masking: after
+        every ``mask.adapt_every`` steps the table moves (summed across processes first),
+        and its summary is returned for logging."""
+        if self.adaptive is None:
+            return None
+        self.adaptive.observe(ids, losses)
+        if not self.adaptive.due():
+            return None
+        trainer = self.trainer
+        reduce = None
+        if trainer is not None and trainer.world_size > 1:
+            reduce = lambda t: trainer.strategy.reduce(t, reduce_op="sum")  # noqa: E731
+        step = trainer.global_step + 1 if trainer is not None else self.adaptive.updates
+        return self.adaptive.update(step, reduce)
+
+    def diagnostics(self) -> dict[str, Any]:
+        """What the training masks did (dmx.masking.diagnostics), and for adaptive masking
+        where the per-id rates ended."""
+        out: dict[str, Any] = dict(self.stats.summary())
+        if self.adaptive is not None and self.adaptive.updates:
+            out.update(self.adaptive.summary())
+        return out
 
     def val_dataloader(self) -> DataLoader:
         assert self.corpus is not None
@@ -244,12 +335,15 @@ class MLMDataModule(L.LightningDataModule):
         else:
             started = time.perf_counter()
             key, rate = self.train_masker.key(epoch), self.rate(progress)
+            weights = self.adaptive.weights if self.adaptive is not None else self.weights
             masked = self.train_masker(
                 batch["input_ids"],
                 batch["index"],
                 key,
                 rate=rate,
                 word_starts=batch.get("word_starts"),
+                unit_starts=batch.get("unit_starts"),
+                weights=weights,
             )
             self.stats.update(masked, rate, time.perf_counter() - started)
             assert self.corpus is not None

@@ -30,12 +30,18 @@ from dmx.data.tokenizer import CLS_ID, PAD_ID, SEP_ID
 def _row(ids: np.ndarray, starts: np.ndarray, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """[CLS] + ``ids`` (at most seq_len - 1 of them), padded; the word starts beside them."""
     row = np.full(seq_len, PAD_ID, dtype=np.int64)
-    words = np.ones(seq_len, dtype=np.bool_)
     row[0] = CLS_ID
     row[1 : 1 + len(ids)] = ids
+    return torch.from_numpy(row), _starts_row(starts, seq_len)
+
+
+def _starts_row(starts: np.ndarray, seq_len: int) -> torch.Tensor:
+    """Starts (of words, or of any unit of whole words) laid out as a row: [CLS] and
+    padding each begin one of their own, and so does the first token after [CLS]."""
+    words = np.ones(seq_len, dtype=np.bool_)
     words[1 : 1 + len(starts)] = starts
     words[1] = True  # the first token after [CLS] always begins a word
-    return torch.from_numpy(row), torch.from_numpy(words)
+    return torch.from_numpy(words)
 
 
 class Sequences(Dataset):
@@ -59,6 +65,12 @@ class Sequences(Dataset):
             raise IndexError(f"row {i} out of range for {len(self)} rows")
         begin, end = self.span(int(i))
         return _row(self.stream.ids[begin:end], self.stream.starts[begin:end], self.seq_len)
+
+    def starts_of(self, i: int, stream_starts: np.ndarray) -> torch.Tensor:
+        """Row ``i``'s slice of another per-token start stream of the same split (PMI unit
+        starts), laid out as its word starts are."""
+        begin, end = self.span(int(i))
+        return _starts_row(stream_starts[begin:end], self.seq_len)
 
     def to_numpy(self) -> tuple[np.ndarray, np.ndarray]:
         """Every row, materialised: (n, seq_len) int32 ids and uint8 word starts. For small

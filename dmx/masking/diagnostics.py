@@ -34,6 +34,8 @@ class MaskStats:
             "to_mask": masked.to_mask.sum(),
             "to_random": masked.to_random.sum(),
         }
+        if masked.multiword is not None:  # PMI units: selected tokens in multi-word units
+            counts["multiword"] = (masked.selected & masked.multiword).sum()
         for name, value in counts.items():
             self.totals[name] = self.totals.get(name, 0) + value
         self.target_rate_sum += target_rate
@@ -70,6 +72,8 @@ class MaskStats:
             "mask_frac_kept": (t["selected"] - t["to_mask"] - t["to_random"]) / selected,
             "mask_time_s": self.seconds,
         }
+        if "multiword" in t:
+            out["mask_multiword_share"] = t["multiword"] / selected
         if self.distinct is not None:
             out["mask_diversity"] = float(self.distinct.float().mean())
         return out

@@ -60,6 +60,39 @@ def by_budget(
     return eligible & (unit_total.gather(1, first) <= budget[:, None])
 
 
+def by_budget_skipping(
+    u_unit: torch.Tensor,
+    first: torch.Tensor,
+    eligible: torch.Tensor,
+    budget: torch.Tensor,
+    max_rounds: int = 32,
+) -> torch.Tensor:
+    """Units in the order of their uniforms, each taken if it still fits in ``budget``: a
+    unit too big for what is left is skipped and smaller ones after it are still taken
+    (AI21's PMI-Masking collator), so multi-word units do not leave the rate short.
+
+    The same greedy scan, a whole batch at once, in rounds: each round takes the longest
+    prefix (in uniform order) of the untaken units that are no bigger than the row's
+    remaining budget. A unit that blocks a prefix is bigger than what then remains, so it
+    is filtered out of every later round, exactly as the scan skips it; the rounds end when
+    no row takes anything (a few rounds: the remaining budget only shrinks).
+    """
+    ones = eligible.to(torch.int64)
+    size = torch.zeros_like(ones).scatter_add_(1, first, ones).gather(1, first)
+    selected = torch.zeros_like(eligible)
+    remaining = budget.clone()
+    for _ in range(max_rounds):
+        candidates = eligible & ~selected & (size <= remaining[:, None])
+        if not bool(candidates.any()):
+            break
+        taken = by_budget(u_unit, first, candidates, remaining)
+        if not bool(taken.any()):
+            break
+        selected |= taken
+        remaining = remaining - taken.sum(dim=1)
+    return selected
+
+
 def fixed_budget(eligible: torch.Tensor, rate: float, rounding: str = "round") -> torch.Tensor:
     """round (or ceil) of ``rate`` times each row's number of eligible tokens."""
     scaled = eligible.sum(dim=1).to(torch.float64) * rate

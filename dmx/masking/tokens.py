@@ -3,29 +3,33 @@
 Two independent axes define a strategy:
 
 * the *unit* that is selected: single tokens (BERT), whole words (every token of a word
-  or none), or spans of whole words (SpanBERT), counted by a coin per unit (``bernoulli``)
-  or up to a fixed budget per sequence (``fixed``);
+  or none), spans of whole words (SpanBERT), or PMI units (PMI-Masking: collocated word
+  n-grams masked whole, every other word alone; dmx.data.pmi finds them), counted by a
+  coin per unit (``bernoulli``) or up to a fixed budget per sequence (``fixed``); single
+  tokens may also be *weighted* per token id (dmx.masking.weights: informative masking
+  from corpus statistics, adaptive masking from the model's losses);
 * how often the mask is *redrawn*: ``copies=K`` fixed masks per sequence (key = epoch mod K,
   BERT's dupe_factor with no storage) or ``copies=None``, a fresh mask every epoch
   (key = epoch, RoBERTa's dynamic masking).
 
 Of the selected positions, ``mask_token_frac`` become [MASK], ``random_token_frac`` a random
 ordinary token, and the rest stay (80/10/10 in BERT); for spans the choice is made once per
-span. The loss is taken on the selected positions only.
+span or PMI unit. The loss is taken on the selected positions only.
 
 Every draw comes from :func:`dmx.masking.keyed.keyed_uniform`, so the mask of sample ``i``
-is a pure function of (seed, key, i, its ids and word starts, the rate).
+is a pure function of (seed, key, i, its ids, word and unit starts, the rate, the weights).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from dmx.masking.keyed import keyed_uniform
 from dmx.masking.select import (
     by_budget,
+    by_budget_skipping,
     by_coin,
     by_spans,
     candidate_limit,
@@ -38,12 +42,13 @@ from dmx.masking.select import (
 IGNORE_INDEX = -100  # the label of positions that carry no loss (torch's cross_entropy default)
 
 # Separate streams, so that each decision about a token is an independent draw.
-_SELECT, _CORRUPT, _RANDOM_TOKEN, _SPAN_ANCHOR, _SPAN_LENGTH = 0, 1, 2, 3, 4
+_SELECT, _CORRUPT, _RANDOM_TOKEN, _SPAN_ANCHOR, _SPAN_LENGTH, _BUDGET_ROUNDING = range(6)
 
 # A key no training epoch ever uses: the fixed evaluation mask.
 EVAL_KEY = -1
 
-UNITS = ("token", "whole_word", "span")
+UNITS = ("token", "whole_word", "span", "pmi")
+WEIGHTINGS = ("uniform", "informative", "adaptive")
 COUNTS = ("bernoulli", "fixed")
 
 
@@ -55,6 +60,8 @@ class MaskedBatch:
     to_mask: torch.Tensor  # bool, selected positions that became [MASK]
     to_random: torch.Tensor  # bool, selected positions that became a random token
     eligible: torch.Tensor  # bool, positions that could be selected (ordinary tokens)
+    # bool, positions inside a unit of two or more words (PMI units); None for other units
+    multiword: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -77,19 +84,29 @@ class TokenMasker:
     count: str = "bernoulli"
     span_p: float = 0.2
     span_max: int = 10
+    # uniform, or how per-id weights (passed with each batch) were made: for the label only.
+    weighting: str = "uniform"
 
     def __post_init__(self) -> None:
         if self.unit not in UNITS:
             raise ValueError(f"unknown unit {self.unit!r}; choose one of {', '.join(UNITS)}")
         if self.count not in COUNTS:
             raise ValueError(f"unknown count {self.count!r}; choose one of {', '.join(COUNTS)}")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(
+                f"unknown weighting {self.weighting!r}; choose one of {', '.join(WEIGHTINGS)}"
+            )
+        if self.weighting != "uniform" and self.unit != "token":
+            raise ValueError(f"{self.weighting} weights select single tokens (unit=token)")
 
     @property
     def strategy(self) -> str:
         """The label runs, reports and W&B groups carry: derived from how units are chosen
         and keys drawn, so it cannot disagree with what the masker does."""
         timing = "dynamic" if self.copies is None else f"static(K={self.copies})"
-        return timing if self.unit == "token" else f"{self.unit} {timing}"
+        unit = "" if self.unit == "token" else f"{self.unit} "
+        weighting = "" if self.weighting == "uniform" else f"{self.weighting} "
+        return f"{unit}{weighting}{timing}"
 
     def key(self, epoch: int) -> int:
         """The mask key of an epoch: the whole static-to-dynamic continuum in one line."""
@@ -112,32 +129,86 @@ class TokenMasker:
         *,
         rate: float | None = None,
         word_starts: torch.Tensor | None = None,
+        unit_starts: torch.Tensor | None = None,
+        weights: torch.Tensor | None = None,
     ) -> MaskedBatch:
         """Mask ``input_ids`` (batch, length) of the samples ``index`` (batch,) under ``key``,
         at ``rate`` (default ``prob``). ``word_starts`` (1 where a word begins) is needed by
-        whole-word and span masking; without it every token is a word of its own."""
+        whole-word and span masking; without it every token is a word of its own.
+        ``unit_starts`` (1 where a PMI unit begins) is read by PMI masking; without it every
+        word is a unit. ``weights``
+        (vocab,), a token id's relative selection weight (mean 1 over the training tokens):
+        token ``v`` is selected with probability ``rate x weights[v]``, capped at 1."""
         rate = self.prob if rate is None else rate
         length = input_ids.shape[1]
         eligible = input_ids >= self.n_special
         u_select = keyed_uniform(self.seed, _SELECT, key, index, length)
         starts = torch.ones_like(eligible) if word_starts is None else word_starts.bool()
+        multiword = None
         if self.unit == "span":
             selected = self._spans(input_ids, index, key, rate, starts, eligible, u_select)
             decide_at = run_first(selected)  # one corruption choice per (merged) span
-        else:
-            first = word_first(starts) if self.unit == "whole_word" else None
-            u_unit = u_select if first is None else u_select.gather(1, first)
+        elif self.unit == "pmi":
+            # Without a vocabulary's unit starts every word is a unit of its own.
+            unit_starts = starts if unit_starts is None else unit_starts.bool()
+            first = word_first(unit_starts)
+            u_unit = u_select.gather(1, first)
             if self.count == "bernoulli":
                 selected = by_coin(u_unit, eligible, rate)
             else:
-                first = (
-                    torch.arange(length, device=input_ids.device).expand_as(input_ids)
-                    if (first is None)
-                    else first
-                )
-                selected = by_budget(u_unit, first, eligible, fixed_budget(eligible, rate))
+                # Rounded up or down at random (keyed), so the expected rate is exactly
+                # ``rate``: round() alone gives 9 of 63 tokens (14.3%) at 15%.
+                scaled = eligible.sum(dim=1).to(torch.float64) * rate
+                u_round = keyed_uniform(self.seed, _BUDGET_ROUNDING, key, index, 1)[:, 0]
+                budget = (torch.floor(scaled) + (u_round < scaled - torch.floor(scaled))).long()
+                selected = by_budget_skipping(u_unit, first, eligible, budget)
+            # A unit of two or more words holds a word start after its first position.
+            later_words = (starts & ~unit_starts).to(torch.int64)
+            words_after = torch.zeros_like(later_words).scatter_add_(1, first, later_words)
+            multiword = words_after.gather(1, first) > 0
+            decide_at = first  # one corruption choice per unit, as PMI-Masking
+        else:
+            first = word_first(starts) if self.unit == "whole_word" else None
+            u_unit = u_select if first is None else u_select.gather(1, first)
+            if weights is not None:
+                if first is not None:
+                    raise ValueError("per-token weights select single tokens (unit=token)")
+                selected = self._weighted(u_unit, input_ids, eligible, rate, weights)
+            else:
+                if first is None:
+                    first = torch.arange(length, device=input_ids.device).expand_as(input_ids)
+                selected = self._units(u_unit, first, eligible, rate)
             decide_at = None  # one corruption choice per token, as BERT
-        return self._corrupt(input_ids, index, key, selected, eligible, decide_at)
+        masked = self._corrupt(input_ids, index, key, selected, eligible, decide_at)
+        return masked if multiword is None else replace(masked, multiword=multiword)
+
+    def _units(
+        self, u_unit: torch.Tensor, first: torch.Tensor, eligible: torch.Tensor, rate: float
+    ) -> torch.Tensor:
+        """Tokens, words or PMI units (each named by its ``first`` position, sharing its
+        uniform ``u_unit``), by a coin each or up to the row's fixed budget."""
+        if self.count == "bernoulli":
+            return by_coin(u_unit, eligible, rate)
+        return by_budget(u_unit, first, eligible, fixed_budget(eligible, rate))
+
+    def _weighted(
+        self,
+        u: torch.Tensor,
+        input_ids: torch.Tensor,
+        eligible: torch.Tensor,
+        rate: float,
+        weights: torch.Tensor,
+    ) -> torch.Tensor:
+        """Single tokens, token ``v`` at ``rate x weights[v]``: a coin each, or (``fixed``)
+        a weighted draw without replacement up to the budget (Efraimidis and Spirakis:
+        ordering by ``1 - (1 - u)^(1 / w)`` takes each next token with probability
+        proportional to its weight among those left)."""
+        w = weights.to(u.device)[input_ids]
+        if self.count == "bernoulli":
+            return (u < (rate * w).clamp(max=1.0)) & eligible
+        order_key = -torch.expm1(torch.log1p(-u) / w.clamp_min(1e-12))
+        positions = torch.arange(u.shape[1], device=u.device).expand_as(input_ids)
+        return by_budget(order_key, positions, eligible, fixed_budget(eligible, rate))
 
     def _spans(
         self,

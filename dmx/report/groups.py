@@ -14,10 +14,11 @@ from typing import Any
 
 from dmx.report.collect import Run
 
-# Config keys that never define an experiment: the seed is a replicate, and the logger and
+# Config keys that never define an experiment: the seed is a replicate (and so is the
+# fine-tuning seed, which presets tie to it: finetune.seed=${seed}), and the logger and
 # Hydra's own settings change where results go, not what they are. An entry matches the
 # key itself and everything below it ("logger" matches "logger.mode").
-IGNORED_KEYS: tuple[str, ...] = ("seed", "logger", "hydra")
+IGNORED_KEYS: tuple[str, ...] = ("seed", "finetune.seed", "logger", "hydra")
 
 # Implementation settings: they change speed or where files go, never results. They are
 # left out of grouping whatever ``ignored`` says (even with --per-seed), but a group whose

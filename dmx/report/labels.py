@@ -20,7 +20,7 @@ ALL_LABEL = "all"
 # The config keys that the recorded mask strategy spells out (``span static(K=1)``: the unit
 # and the copies): when one of them differs between groups, labels show ``mask=<strategy>``
 # in their place. mask.name only exists in older configs.
-STRATEGY_KEYS: tuple[str, ...] = ("mask.name", "mask.unit", "mask.copies")
+STRATEGY_KEYS: tuple[str, ...] = ("mask.name", "mask.unit", "mask.copies", "mask.weighting")
 STRATEGY_NAME = "mask"
 
 

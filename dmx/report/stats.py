@@ -44,6 +44,11 @@ DIAGNOSTICS: tuple[Metric, ...] = (
     Metric("mask_rate", "mask rate", ".1%"),
     Metric("mask_diversity", "masks/seq", ".1f"),
     Metric("attention_density", "attn density", ".2f"),
+    # PMI units: the share of the masked tokens that lay in units of two or more words.
+    Metric("mask_multiword_share", "multi-word", ".1%"),
+    # Adaptive masking: where the per-id rates ended, over the training tokens.
+    Metric("adaptive_rate_p05", "rate p5", ".1%"),
+    Metric("adaptive_rate_p95", "rate p95", ".1%"),
 )
 
 

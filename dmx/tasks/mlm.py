@@ -8,6 +8,7 @@ sums the loss over the selected tokens, and keeps token-weighted totals for vali
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -28,9 +29,15 @@ class MLMModule(L.LightningModule):
         optim: OptimConfig,
         attention: AttentionConfig | None = None,
         seed: int = 0,
+        observe_losses: Callable[[torch.Tensor, torch.Tensor], dict[str, float] | None]
+        | None = None,
     ) -> None:
+        """``observe_losses(ids, losses)`` receives every training step's selected token ids
+        and their cross-entropies (adaptive masking: MLMDataModule.observe_losses), and
+        returns a summary to log when it changed the masks."""
         super().__init__()
         self.model, self.optim = model, optim
+        self.observe_losses = observe_losses
         self.attention_cfg = attention or AttentionConfig()
         self.pattern = pattern_from(self.attention_cfg, seed)
         # Token-weighted sums, so a loss is the mean over every selected token of a split
@@ -48,7 +55,10 @@ class MLMModule(L.LightningModule):
         padding = batch["attention_mask"]
         allowed = self.pattern.allowed(padding.shape[1], padding.device, step)
         mask = combine(allowed, padding)
-        out = self.model(batch["input_ids"], batch["labels"], batch["selected"], padding, mask)
+        per_token = self.training and self.observe_losses is not None
+        out = self.model(
+            batch["input_ids"], batch["labels"], batch["selected"], padding, mask, per_token
+        )
         if self.training and not self.pattern.learned and allowed is not None:
             self.attention_density.update(density(mask, padding))
         return out
@@ -71,6 +81,10 @@ class MLMModule(L.LightningModule):
             self.log("train/gate_mean", out.gate_mean.detach())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}")
+        if self.observe_losses is not None and out.token_losses is not None:
+            moved = self.observe_losses(batch["labels"][batch["selected"]], out.token_losses)
+            if moved:
+                self.log_dict({f"mask/{k}": v for k, v in moved.items()})
         self.train_loss_sum.update(out.loss_sum.detach())  # summed across processes later
         self.train_count.update(out.count)
         self.tokens_seen += int(tokens)
