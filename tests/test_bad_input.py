@@ -84,7 +84,9 @@ def one_error_line(result: Any) -> str:
             ["train", "+mask.nonsense=1"],
             "mask.nonsense is not a dmx setting; mask has: unit, copies, prob, count, "
             "mask_token_frac, random_token_frac, schedule, schedule_start, schedule_end, "
-            "span_p, span_max",
+            "span_p, span_max, pmi_ngram_max, pmi_min_count, pmi_vocab_size, weighting, "
+            "informative_by, informative_window, weight_min, weight_max, adapt_every, "
+            "adapt_smoothing, adapt_power",
         ),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else "",

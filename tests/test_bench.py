@@ -15,7 +15,10 @@ from dmx.bench import STRATEGIES, bench_masking
 
 def test_every_strategy_is_timed_against_the_collator() -> None:
     timings, hf = bench_masking(seq_len=32, batch_size=4, rounds=2, batches=3)
-    assert [t.label for t in timings] == [label for label, _, _ in STRATEGIES]
+    assert [t.label for t in timings] == [label for label, *_ in STRATEGIES]
+    assert {"pmi", "informative", "adaptive"} <= {w for *_, w in STRATEGIES} | {
+        unit for _, unit, _, _ in STRATEGIES
+    }
     for t in [*timings, hf]:
         assert t.batch_size == 4 and math.isfinite(t.seconds_per_batch)
         assert t.sequences_per_s == 4 / t.seconds_per_batch

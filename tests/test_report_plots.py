@@ -232,3 +232,42 @@ def test_wandb_offline_writes_a_report_run(sweep: Path, tmp_path: Path) -> None:
     # --wandb without --plot draws the plots in a temporary folder, for the run only.
     media = run_dir / "files" / "media" / "images"
     assert sorted(p.name.split("_0_")[0] for p in media.iterdir()) == ["final_metrics", "val_loss"]
+
+
+def _adaptive_record(shift: float) -> dict[str, Any]:
+    """adaptive_rates.json as AdaptiveRates.record writes it, rates spreading over 3 updates."""
+    history = []
+    for k, step in enumerate((20, 40, 60)):
+        spread = 0.01 * (k + 1) + shift
+        quantiles = {
+            f"adaptive_rate_p{q:02d}": 0.15 + spread * (q - 50) / 50 for q in (5, 25, 50, 75, 95)
+        }
+        bands = [0.15 - spread, 0.15 - spread / 2, 0.15 + spread / 2, 0.15 + spread]
+        history.append({"step": step, **quantiles, "adaptive_rate_std": spread, "bands": bands})
+    bands = [{"ids": 3, "token_share": 0.25} for _ in range(4)]
+    return {"prob": 0.15, "bands": bands, "history": history}
+
+
+def test_adaptive_rates_png_averages_the_seeds_tables(sweep: Path, tmp_path: Path) -> None:
+    for seed, shift in ((0, 0.0), (1, 0.02)):
+        write_json(sweep / f"dynamic_s{seed}" / "adaptive_rates.json", _adaptive_record(shift))
+    rows = rep.load(sweep)
+    dynamic = next(r for r in rows if r.strategy == "dynamic")
+    trace = rep.plots.adaptive_trace(dynamic)
+    assert trace is not None and trace.n == 2
+    assert trace.steps.tolist() == [20.0, 40.0, 60.0]
+    assert trace.quantiles["p95"].tolist() == pytest.approx(
+        [0.15 + 0.9 * s for s in (0.02, 0.03, 0.04)]
+    )
+    assert trace.bands.shape == (3, 4)
+    static = next(r for r in rows if r.strategy == "static(K=1)")
+    assert rep.plots.adaptive_trace(static) is None
+    out = tmp_path / "figures"
+    written = rep.write_plots(rows, out, "sweep")
+    assert out / "adaptive_rates.png" in written
+    assert png_size(out / "adaptive_rates.png") == PIXELS
+
+
+def test_no_adaptive_run_no_adaptive_png(sweep: Path, tmp_path: Path) -> None:
+    rep.write_plots(rep.load(sweep), tmp_path / "figures", "sweep")
+    assert not (tmp_path / "figures" / "adaptive_rates.png").exists()

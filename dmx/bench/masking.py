@@ -18,20 +18,31 @@ from torch.utils.data import default_collate
 
 from dmx.config import DataConfig
 from dmx.data.corpora import load_corpus
+from dmx.data.informative import informative_weights, token_counts
+from dmx.data.pmi import PMISettings, load_or_build_units
 from dmx.data.tokenizer import MASK_ID, N_SPECIAL
 from dmx.errors import UserError
 from dmx.masking import TokenMasker
+from dmx.masking.adaptive import AdaptiveRates
+from dmx.masking.weights import normalise
 
-# (label, unit, count): every selection a MaskConfig can ask for. Static and dynamic masking
-# run the same code with another key, so one of them (dynamic: a new key each batch) stands
-# for both.
-STRATEGIES: tuple[tuple[str, str, str], ...] = (
-    ("token (bernoulli)", "token", "bernoulli"),
-    ("token (fixed)", "token", "fixed"),
-    ("whole_word (bernoulli)", "whole_word", "bernoulli"),
-    ("whole_word (fixed)", "whole_word", "fixed"),
-    ("span (fixed, SpanBERT)", "span", "fixed"),
-    ("span (bernoulli)", "span", "bernoulli"),
+# (label, unit, count, weighting): every selection a MaskConfig can ask for. Static and
+# dynamic masking run the same code with another key, so one of them (dynamic: a new key
+# each batch) stands for both.
+STRATEGIES: tuple[tuple[str, str, str, str], ...] = (
+    ("token (bernoulli)", "token", "bernoulli", "uniform"),
+    ("token (fixed)", "token", "fixed", "uniform"),
+    ("whole_word (bernoulli)", "whole_word", "bernoulli", "uniform"),
+    ("whole_word (fixed)", "whole_word", "fixed", "uniform"),
+    ("span (fixed, SpanBERT)", "span", "fixed", "uniform"),
+    ("span (bernoulli)", "span", "bernoulli", "uniform"),
+    ("pmi (fixed, PMI-Masking)", "pmi", "fixed", "uniform"),
+    ("pmi (bernoulli)", "pmi", "bernoulli", "uniform"),
+    ("informative (bernoulli)", "token", "bernoulli", "informative"),
+    ("informative (fixed)", "token", "fixed", "informative"),
+    # Its table lookup, plus the per-step bookkeeping of the selected tokens' losses (the
+    # table's update every mask.adapt_every steps is included, every 20 batches).
+    ("adaptive (bernoulli)", "token", "bernoulli", "adaptive"),
 )
 HF_LABEL = "HuggingFace DataCollatorForLanguageModeling"
 
@@ -75,26 +86,62 @@ def bench_masking(
     n = min(len(corpus.train), batch_size * batches)
     if n < batch_size:
         raise UserError(f"the corpus has {n} sequences of {seq_len}; lower --batch-size")
+    stream, vocab = corpus.train.stream, corpus.vocab_size
+    # What the adaptive strategies read besides the ids, built as a run builds them.
+    units = load_or_build_units(corpus.folder, stream.ids, stream.starts, PMISettings())
+    freq = torch.from_numpy(token_counts(stream.ids, vocab))
+    raw = informative_weights(stream.ids, stream.offsets, vocab)
+    informative = normalise(torch.from_numpy(raw), freq, 0.1, 4.0)
+    adaptive = AdaptiveRates(freq, prob, every=20, smoothing=0.3, power=1.0, lo=0.1, hi=4.0)
     rows = [corpus.train[i] for i in range(n)]
     examples = [
-        {"input_ids": ids, "word_starts": starts, "index": torch.tensor(i)}
+        {
+            "input_ids": ids,
+            "word_starts": starts,
+            "unit_starts": corpus.train.starts_of(i, units),
+            "index": torch.tensor(i),
+        }
         for i, (ids, starts) in enumerate(rows)
     ]
     chunks = [examples[i : i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
     maskers = {
         label: TokenMasker(
-            0, None, prob, 0.8, 0.1, MASK_ID, N_SPECIAL, corpus.vocab_size, unit=unit, count=count
+            0,
+            None,
+            prob,
+            0.8,
+            0.1,
+            MASK_ID,
+            N_SPECIAL,
+            vocab,
+            unit=unit,
+            count=count,
+            weighting=weighting,
         )
-        for label, unit, count in STRATEGIES
+        for label, unit, count, weighting in STRATEGIES
     }
     collator = _hf_collator(corpus.tokenizer, prob)
     hf_examples = [[{"input_ids": e["input_ids"]} for e in chunk] for chunk in chunks]
 
     def run_dmx(masker: TokenMasker) -> Callable[[], None]:
+        weights = {"informative": informative, "adaptive": adaptive.weights}.get(masker.weighting)
+
         def once() -> None:
             for key, chunk in enumerate(chunks):
                 batch = default_collate(chunk)
-                masker(batch["input_ids"], batch["index"], key, word_starts=batch["word_starts"])
+                masked = masker(
+                    batch["input_ids"],
+                    batch["index"],
+                    key,
+                    word_starts=batch["word_starts"],
+                    unit_starts=batch["unit_starts"] if masker.unit == "pmi" else None,
+                    weights=adaptive.weights if masker.weighting == "adaptive" else weights,
+                )
+                if masker.weighting == "adaptive":  # the step's losses, as training feeds them
+                    ids = masked.labels[masked.selected]
+                    adaptive.observe(ids, torch.rand(len(ids)))
+                    if adaptive.due():
+                        adaptive.update(key)
 
         return once
 

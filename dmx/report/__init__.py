@@ -16,7 +16,7 @@ The pipeline is small steps, each in its own module and replaceable on its own::
                                         latex                                   latex)
     load(root)          -> list[Row]    collect, summarize, compare_to
     report(root, fmt)                   load and render, for the CLI
-    write_plots(rows)   -> [Path]       val_loss.png and final_metrics.png     (plots)
+    write_plots(rows)   -> [Path]       val_loss.png, final_metrics.png (+ adaptive_rates.png)
     log_report(rows)                    the report as a W&B run                (wandb_log)
 
 The baseline comparison uses scipy's t-tests and statsmodels' power analysis, the plots
