@@ -91,10 +91,20 @@ def test_the_global_batch_must_divide_across_processes() -> None:
         data.train_dataloader()
 
 
-def test_two_processes_train_what_one_does(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        # The adaptive rate table: each process sees half the tokens of a step, and the window
+        # sums are summed across them before every update, so both hold one process's table.
+        ["mask=adaptive", "mask.adapt_every=4"],
+    ],
+    ids=["uniform", "adaptive"],
+)
+def test_two_processes_train_what_one_does(tmp_path: Path, extra: list[str]) -> None:
     """A real 2-process DDP run (gloo) against the same run in one process: the same steps,
     tokens and, without dropout, the same losses up to float summation order; one writer."""
-    common = ["model.dropout=0", "impl.accelerator=cpu", "impl.checkpoint=false"]
+    common = ["model.dropout=0", "impl.accelerator=cpu", "impl.checkpoint=false", *extra]
     single = train_run(tmp_path / "single", *common)
     run_dir = tmp_path / "ddp"
     run_dmx("train", *TINY, *common, "impl.devices=2", f"hydra.run.dir={run_dir}", cwd=tmp_path)
@@ -104,9 +114,14 @@ def test_two_processes_train_what_one_does(tmp_path: Path) -> None:
         assert ddp[key] == single[key], key
     for key in ("final_val_loss", "final_train_loss", "final_val_acc"):
         assert ddp[key] == pytest.approx(single[key], rel=1e-5), key
+    if extra:
+        assert ddp["adaptive_updates"] == single["adaptive_updates"] >= 2
+        for key in ("adaptive_rate_std", "adaptive_rate_p05", "adaptive_rate_p95"):
+            assert ddp[key] == pytest.approx(single[key], rel=1e-5), key
     assert (run_dir / "history.csv").read_text().count("\n") == single["epochs"] + 1
     # Rank 1 writes nothing but its own log.
-    files = {p.name for p in run_dir.iterdir()}
+    assert (run_dir / "adaptive_rates.json").exists() == bool(extra)
+    files = {p.name for p in run_dir.iterdir()} - {"adaptive_rates.json"}
     assert files == {
         ".hydra",
         ".lock",
