@@ -392,3 +392,31 @@ def test_each_strategy_trains_on_a_users_text_corpus(tmp_path: Path, mask: str) 
 def test_a_weighting_for_another_unit_is_refused_with_one_line(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="mask.weighting=adaptive weighs single tokens"):
         train_run(tmp_path / "run", "mask=span", "mask.weighting=adaptive")
+
+
+def test_every_adaptive_update_reaches_wandb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Logged at every update, even when mask.adapt_every does not divide Lightning's
+    log_every_n_steps (10)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    logged: list[tuple[int | None, dict[str, float]]] = []
+    original = WandbLogger.log_metrics
+
+    def record(self: WandbLogger, metrics: dict[str, float], step: int | None = None) -> None:
+        logged.append((step, dict(metrics)))
+        original(self, metrics, step)
+
+    monkeypatch.setattr(WandbLogger, "log_metrics", record)
+    metrics = train_run(
+        tmp_path / "run",
+        "logger=wandb",
+        "logger.mode=offline",
+        "mask=adaptive",
+        "mask.adapt_every=7",
+    )
+    updates = [(step, m) for step, m in logged if "mask/adaptive_rate_std" in m]
+    assert len(updates) == metrics["adaptive_updates"] == metrics["steps"] // 7
+    assert [step for step, _ in updates] == [7 * k - 1 for k in range(1, len(updates) + 1)]
+    assert updates[-1][1]["mask/adaptive_rate_std"] == pytest.approx(metrics["adaptive_rate_std"])

@@ -83,8 +83,11 @@ class MLMModule(L.LightningModule):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}")
         if self.observe_losses is not None and out.token_losses is not None:
             moved = self.observe_losses(batch["labels"][batch["selected"]], out.token_losses)
-            if moved:
-                self.log_dict({f"mask/{k}": v for k, v in moved.items()})
+            if moved and self.logger is not None:
+                # Straight to the logger: an update every mask.adapt_every steps would be
+                # dropped by self.log's log_every_n_steps whenever the two do not divide.
+                metrics = {f"mask/{k}": float(v) for k, v in moved.items()}
+                self.logger.log_metrics(metrics, step=self.global_step)
         self.train_loss_sum.update(out.loss_sum.detach())  # summed across processes later
         self.train_count.update(out.count)
         self.tokens_seen += int(tokens)
