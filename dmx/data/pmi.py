@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -240,7 +241,7 @@ def load_or_build_units(
     ids: np.ndarray,
     starts: np.ndarray,
     settings: PMISettings,
-    decode: object | None = None,
+    decode: Callable[[list[int]], str] | None = None,
 ) -> np.ndarray:
     """The training stream's unit starts, from ``<corpus folder>/pmi-<settings>/`` when it
     was built before (the corpus folder is named by its fingerprint), else built and saved
@@ -265,7 +266,7 @@ def load_or_build_units(
     lines = ["n\tcount\tpmi\tscore\ttext"]
     for c in sorted(kept, key=lambda c: (c.n, -c.score)):
         text = ""
-        if callable(decode):
+        if decode is not None:
             text = str(decode(np.asarray(ids[c.first : c.first + c.n_tokens]).tolist()))
         lines.append(f"{c.n}\t{c.count}\t{c.pmi:.3f}\t{c.score:.3f}\t{text}")
     atomic_write_text(folder / "vocabulary.tsv", "\n".join(lines) + "\n")
