@@ -377,13 +377,21 @@ def _text_corpus(tmp_path: Path) -> list[str]:
     return ["data=text", f"data.path={path}", "data.val_frac=0.1", "data.vocab_size=300"]
 
 
+@pytest.mark.parametrize("copies", ["null", "2"])
 @pytest.mark.parametrize("mask", ["pmi", "informative", "adaptive"])
-def test_each_strategy_trains_on_a_users_text_corpus(tmp_path: Path, mask: str) -> None:
+def test_each_strategy_trains_on_a_users_text_corpus(
+    tmp_path: Path, mask: str, copies: str
+) -> None:
     extra = {"pmi": ["mask.pmi_min_count=5"], "adaptive": ["mask.adapt_every=4"]}
     metrics = train_run(
-        tmp_path / "run", *_text_corpus(tmp_path), f"mask={mask}", *extra.get(mask, [])
+        tmp_path / "run",
+        *_text_corpus(tmp_path),
+        f"mask={mask}",
+        f"mask.copies={copies}",
+        *extra.get(mask, []),
     )
     assert metrics["status"] == "done"
+    assert metrics["mask_diversity"] == (2.0 if copies == "2" else metrics["epochs"])
     assert metrics["mask_rate"] == pytest.approx(0.15, abs=0.03)
     if mask == "pmi":  # "hong kong" is a unit, and it is masked
         assert metrics["mask_multiword_share"] > 0.05
