@@ -151,14 +151,16 @@ class MLMDataModule(L.LightningDataModule):
         self.weights: torch.Tensor | None = None
         self.adaptive: AdaptiveRates | None = None
         self._adaptive_state: dict[str, Any] | None = None  # restored before setup
+        self._statistics_done = False
 
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is None:
             self.corpus = load_corpus(self.cfg, self.cache_dir)
         vocab = self.corpus.vocab_size
         m = self.mask_cfg
-        if self.units is None and self.weights is None and self.adaptive is None:
+        if not self._statistics_done:
             self._corpus_statistics()
+            self._statistics_done = True
         self.train_masker = TokenMasker(
             seed=self.seed,
             copies=m.copies,
@@ -335,6 +337,8 @@ class MLMDataModule(L.LightningDataModule):
         else:
             started = time.perf_counter()
             key, rate = self.train_masker.key(epoch), self.rate(progress)
+            if self.weights is not None and self.weights.device != batch["input_ids"].device:
+                self.weights = self.weights.to(batch["input_ids"].device)  # once, not per batch
             weights = self.adaptive.weights if self.adaptive is not None else self.weights
             masked = self.train_masker(
                 batch["input_ids"],
