@@ -89,8 +89,9 @@ def bench_masking(
     stream, vocab = corpus.train.stream, corpus.vocab_size
     # What the adaptive strategies read besides the ids, built as a run builds them.
     units = load_or_build_units(corpus.folder, stream.ids, stream.starts, PMISettings())
-    freq = torch.from_numpy(token_counts(stream.ids, vocab))
-    raw = informative_weights(stream.ids, stream.offsets, vocab)
+    counts = token_counts(stream.ids, vocab)
+    freq = torch.from_numpy(counts)
+    raw = informative_weights(stream.ids, stream.offsets, vocab, counts=counts)
     informative = normalise(torch.from_numpy(raw), freq, 0.1, 4.0)
     adaptive = AdaptiveRates(freq, prob, every=20, smoothing=0.3, power=1.0, lo=0.1, hi=4.0)
     rows = [corpus.train[i] for i in range(n)]
@@ -124,8 +125,6 @@ def bench_masking(
     hf_examples = [[{"input_ids": e["input_ids"]} for e in chunk] for chunk in chunks]
 
     def run_dmx(masker: TokenMasker) -> Callable[[], None]:
-        weights = {"informative": informative, "adaptive": adaptive.weights}.get(masker.weighting)
-
         def once() -> None:
             for key, chunk in enumerate(chunks):
                 batch = default_collate(chunk)
@@ -135,7 +134,10 @@ def bench_masking(
                     key,
                     word_starts=batch["word_starts"],
                     unit_starts=batch["unit_starts"] if masker.unit == "pmi" else None,
-                    weights=adaptive.weights if masker.weighting == "adaptive" else weights,
+                    # The adaptive table is read at every batch: its updates replace it.
+                    weights={"informative": informative, "adaptive": adaptive.weights}.get(
+                        masker.weighting
+                    ),
                 )
                 if masker.weighting == "adaptive":  # the step's losses, as training feeds them
                     ids = masked.labels[masked.selected]

@@ -201,10 +201,16 @@ class MLMDataModule(L.LightningDataModule):
             )
         if m.weighting == "uniform":
             return
-        freq = torch.from_numpy(token_counts(stream.ids, vocab))
+        counts = token_counts(stream.ids, vocab)
+        freq = torch.from_numpy(counts)
         if m.weighting == "informative":
             raw = informative_weights(
-                stream.ids, stream.offsets, vocab, m.informative_by, m.informative_window
+                stream.ids,
+                stream.offsets,
+                vocab,
+                m.informative_by,
+                m.informative_window,
+                counts=counts,
             )
             self.weights = normalise(torch.from_numpy(raw), freq, m.weight_min, m.weight_max)
             log.info(

@@ -86,10 +86,13 @@ def informative_weights(
     vocab_size: int,
     by: str = "neighbour_pmi",
     window: int = 5,
+    counts: np.ndarray | None = None,
 ) -> np.ndarray:
     """Raw (unnormalised) selection weights per id; ids without a score get the mean of the
-    scored ones (weighted by count), so they are masked at the plain rate."""
-    counts = token_counts(ids, vocab_size)
+    scored ones (weighted by count), so they are masked at the plain rate. ``counts``: the
+    stream's :func:`token_counts`, when the caller has them (one pass over a large stream
+    fewer)."""
+    counts = token_counts(ids, vocab_size) if counts is None else counts
     if by == "inverse_frequency":
         raw = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1.0)), np.nan)
     elif by == "neighbour_pmi":

@@ -82,8 +82,8 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _Words:
-    """The stream as words: a dense id per word, whether it holds a special token, where it
-    begins, and the word of every token."""
+    """The stream as words: a hash of each word's tokens, whether it holds a special token,
+    where it begins, and the word of every token."""
 
     # (n_words,) uint64, a hash of the word's tokens: equal words share it in any stream,
     # so a vocabulary built on one stream matches words of another
