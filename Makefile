@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test test-fast lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ demo: install
 
 test: lint
 	$(BIN)/pytest -q
+
+# Everything but the tests marked slow (those that train or start processes for more than a
+# few seconds): under a minute on 2 cores.
+test-fast: lint
+	$(BIN)/pytest -q -m "not slow"
 
 lint: install
 	$(BIN)/ruff check .

@@ -18,7 +18,7 @@ import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
-from dmx import provenance
+from dmx import hardware, provenance
 from dmx.runs import (
     ADAPTIVE_FILE,
     CHECKPOINT_DIR,
@@ -46,13 +46,13 @@ class RunFolder(L.Callback):
         run_dir: Path,
         seed: int,
         checkpoint: bool,
-        writes: bool = True,
+        rank_zero: bool = True,
         every_n_steps: int = 0,
         keep: int = 2,
         **facts: Any,
     ) -> None:
         # Under data parallelism only global rank 0 writes; the others keep the same state.
-        self.run_dir, self.checkpoint, self.writes = run_dir, checkpoint, writes
+        self.run_dir, self.checkpoint, self.rank_zero = run_dir, checkpoint, rank_zero
         self.every_n_steps, self.keep = every_n_steps, keep
         self.history: list[dict[str, Any]] = []
         self.started = time.perf_counter()
@@ -74,14 +74,14 @@ class RunFolder(L.Callback):
 
     def write_summary(self, **updates: Any) -> None:
         self.summary.update(updates)
-        if self.writes:
+        if self.rank_zero:
             write_json(self.run_dir / METRICS_FILE, self.summary)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         device = pl_module.device
-        self.summary["device"] = provenance.device_name(device)
+        self.summary["device"] = hardware.device_name(device)
         self.summary["precision"] = str(trainer.precision)
-        self.summary["peak_mem_kind"] = provenance.peak_mem_kind(device)
+        self.summary["peak_mem_kind"] = hardware.peak_memory_kind(device)
         self.summary["parameters"] = pl_module.model.num_parameters(non_embedding=False)
         self.write_summary()
 
@@ -119,7 +119,7 @@ class RunFolder(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # on_validation_end, not _epoch_end: it runs after the module has logged val/loss.
         # Every process keeps the history (its metrics are already reduced across them), so
-        # all of them take the same decisions from it; only the writer writes it.
+        # all of them take the same decisions from it; only rank 0 writes it.
         if trainer.sanity_checking:
             return
         m = trainer.callback_metrics
@@ -139,7 +139,7 @@ class RunFolder(L.Callback):
             "train_s": round(train_s, 3),
         }
         self.history.append(row)
-        if self.writes:
+        if self.rank_zero:
             write_history(self.run_dir / HISTORY_FILE, self.history)
             adaptive = getattr(trainer.datamodule, "adaptive", None)
             if adaptive is not None and adaptive.history:
@@ -167,7 +167,7 @@ class RunFolder(L.Callback):
         tmp = folder / f".{final.name}.tmp"
         self._mid_epoch = mid_epoch
         trainer.save_checkpoint(tmp, weights_only=False)  # collective under DDP: all ranks call it
-        if not (trainer.is_global_zero and self.writes):
+        if not (trainer.is_global_zero and self.rank_zero):
             return
         os.replace(tmp, final)
         link = folder / ".last.ckpt.tmp"
@@ -224,7 +224,7 @@ class RunFolder(L.Callback):
             "tokens_seen": tokens,
             "train_s": round(train_s, 3),
             "tokens_per_s": round(tokens / train_s, 1) if train_s > 0 else None,
-            "peak_mem_mb": round(provenance.peak_mem_mb(pl_module.device), 1),
+            "peak_mem_mb": round(hardware.peak_memory_mb(pl_module.device), 1),
         }
 
     @staticmethod
@@ -263,7 +263,7 @@ class RunFolder(L.Callback):
             "flops_per_token": round(flops),
             "model_tflops": round(tokens_per_s * flops / 1e12, 4),
         }
-        peak = provenance.matmul_peak_flops(pl_module.device, str(trainer.precision))
+        peak = hardware.gpu_matmul_peak(pl_module.device, str(trainer.precision))
         if peak:
             out["mfu"] = round(tokens_per_s * flops / (peak * trainer.world_size), 4)
             out["peak_tflops"] = round(peak / 1e12, 1)

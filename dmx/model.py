@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from dmx.fields import from_fields
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,12 @@ class EncoderShape:
     attn_dropout: float = 0.0
     # A learned weight in (0, 1) per key and layer (attention=learned_gate).
     gate: bool = False
+
+    @classmethod
+    def from_config(cls, model: Any, vocab_size: int, gate: bool = False) -> EncoderShape:
+        """The shape a ``model`` config (:class:`dmx.config.ModelConfig`) describes, by field
+        name; the vocabulary comes from the tokenizer, the gate from the attention pattern."""
+        return from_fields(cls, model, vocab_size=vocab_size, gate=gate)
 
 
 def cpu_bf16(x: torch.Tensor) -> bool:
@@ -214,7 +222,7 @@ class MaskedLM(nn.Module):
 
         ``padding``: bool, True at real tokens. ``attn_mask``: bool, broadcastable to
         (batch, 1, length, length), True where a query may attend to a key; it already
-        includes the padding when given (see :func:`dmx.masking.attention.combine`).
+        includes the padding when given (see :func:`dmx.masking.attention_masks.combine`).
         Without one, padded keys are hidden from every query, and no mask tensor is passed
         at all when nothing is padded, so SDPA may use its fastest kernel.
         """

@@ -20,6 +20,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig
 
 from dmx.config import Config, to_config, unknown_key
+from dmx.config.loading import register
 from dmx.errors import UserError, exception_line
 from dmx.overrides import config_overrides, hydra_overrides, override_key
 
@@ -54,6 +55,7 @@ def compose_config(overrides: Sequence[str], *, with_hydra: bool = False) -> Dic
     ``with_hydra`` keeps the ``hydra`` node (its run and sweep folders, its sweeper). Any
     problem Hydra finds becomes a one-line UserError.
     """
+    register()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):

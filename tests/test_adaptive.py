@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import train_run
+from helpers import train_run
 
 from dmx.config import DataConfig, MaskConfig
 from dmx.data.datamodule import IndexedSequences, MLMDataModule
@@ -150,6 +150,7 @@ def test_a_unit_too_big_for_what_is_left_is_skipped_not_the_end() -> None:
     assert taken.tolist() == [[False, False, False, False, True, True, True, False]]
 
 
+@pytest.mark.slow
 def test_pmi_fixed_budget_keeps_the_expected_rate() -> None:
     data = MLMDataModule(DataConfig(), MaskConfig(unit="pmi", count="fixed", copies=None), 0)
     data.setup()
@@ -333,6 +334,7 @@ def test_adaptive_state_round_trips() -> None:
 # --- runs ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("copies", ["null", "2"])
 @pytest.mark.parametrize("mask", ["pmi", "informative", "adaptive"])
 def test_each_strategy_trains_static_and_dynamic(tmp_path: Path, mask: str, copies: str) -> None:
@@ -377,6 +379,7 @@ def _text_corpus(tmp_path: Path) -> list[str]:
     return ["data=text", f"data.path={path}", "data.val_frac=0.1", "data.vocab_size=300"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("copies", ["null", "2"])
 @pytest.mark.parametrize("mask", ["pmi", "informative", "adaptive"])
 def test_each_strategy_trains_on_a_users_text_corpus(
@@ -402,6 +405,7 @@ def test_a_weighting_for_another_unit_is_refused_with_one_line(tmp_path: Path) -
         train_run(tmp_path / "run", "mask=span", "mask.weighting=adaptive")
 
 
+@pytest.mark.slow
 def test_every_adaptive_update_reaches_wandb(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,8 +12,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dmx.config import ATTENTION_PATTERNS, AttentionConfig, OptimConfig
-from dmx.masking.attention import EVAL_STEP, AttentionPattern, combine, density
+from dmx.choices import ATTENTION_PATTERNS
+from dmx.config import AttentionConfig, OptimConfig
+from dmx.masking.attention_masks import EVAL_STEP, AttentionPattern, combine, density
 from dmx.model import EncoderShape, MaskedLM, MLMOutput, SelfAttention
 from dmx.tasks.mlm import MLMModule
 
@@ -154,13 +155,13 @@ def test_validation_uses_eval_step_and_training_the_global_step(
         tiny_model(), OptimConfig(), AttentionConfig(pattern="random_dynamic", density=0.5)
     )
     steps: list[int] = []
-    original = module._forward
+    original = module.forward_batch
 
     def spy(batch: dict[str, torch.Tensor], step: int) -> MLMOutput:
         steps.append(step)
         return original(batch, step)
 
-    monkeypatch.setattr(module, "_forward", spy)
+    monkeypatch.setattr(module, "forward_batch", spy)
     ids, padding, labels, selected = padded_batch([20, 14], 20)
     batch = {"input_ids": ids, "labels": labels, "selected": selected, "attention_mask": padding}
     module.eval()
@@ -429,6 +430,7 @@ def test_gate_penalty_adds_penalty_times_squared_gap_to_the_loss() -> None:
     assert module.realised_attention_density() == pytest.approx(out.gate_mean.item(), rel=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
 def test_gate_penalty_pulls_the_mean_gate_towards_the_density_target() -> None:
     """A few plain gradient steps on training_step's loss, gate parameters only, with a

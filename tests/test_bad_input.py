@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TINY, make_config, run_dmx, train_run
+from helpers import TINY, make_config, run_dmx, train_run
 
 from dmx import runs
 from dmx.data.labelled import read_tsv
@@ -56,6 +56,7 @@ def one_error_line(result: Any) -> str:
 # --- 1. unknown options, choices and keys, through the command ------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -98,6 +99,7 @@ def test_a_bad_option_or_key_is_one_line_and_exit_2(
     assert list(tmp_path.iterdir()) == []  # nothing ran, nothing written
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -189,6 +191,7 @@ def test_a_corpus_that_cannot_be_opened_is_one_line(
     )
 
 
+@pytest.mark.slow
 def test_a_bad_corpus_through_dmx_train_is_one_line_and_no_run_is_done(tmp_path: Path) -> None:
     corpus = tmp_path / "latin1.txt"
     corpus.write_bytes("caf\u00e9 au lait\n\nune tarte\n".encode("latin-1"))
@@ -234,6 +237,7 @@ def test_a_tsv_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
 # --- 8. a corrupt run among good ones, through the command -----------------------------------
 
 
+@pytest.mark.slow
 def test_the_report_skips_a_corrupt_metrics_json_with_one_warning(tmp_path: Path) -> None:
     for seed in range(3):
         run = tmp_path / f"s{seed}"
@@ -251,6 +255,7 @@ def test_the_report_skips_a_corrupt_metrics_json_with_one_warning(tmp_path: Path
 # --- 9. W&B online with no network -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_wandb_online_without_a_network_falls_back_to_offline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -290,6 +295,7 @@ def test_wandb_online_without_a_network_falls_back_to_offline(
 # --- 10. devices -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
 def test_four_gpus_where_there_is_none(tmp_path: Path) -> None:
     with pytest.raises(UserError) as caught:
@@ -300,6 +306,7 @@ def test_four_gpus_where_there_is_none(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_more_gpus_than_are_visible(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 

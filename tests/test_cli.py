@@ -15,11 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DMX, TINY, run_dmx
+from helpers import DMX, TINY, run_dmx
 
 from dmx.runs import RunLock, read_metrics
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -48,6 +49,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_cfg_job_prints_the_composed_config(tmp_path: Path) -> None:
     result = run_dmx("train", "mask=dynamic", "impl.num_workers=2", "--cfg", "job", cwd=tmp_path)
     assert "  copies: null" in result.stdout.splitlines()
@@ -55,6 +57,7 @@ def test_cfg_job_prints_the_composed_config(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_version_and_help_show_examples(tmp_path: Path) -> None:
     from dmx import __version__
 
@@ -64,12 +67,14 @@ def test_version_and_help_show_examples(tmp_path: Path) -> None:
         assert "Examples" in out and f"dmx {command}" in out
 
 
+@pytest.mark.slow
 def test_default_sweep_is_static_vs_dynamic_over_three_seeds(tmp_path: Path) -> None:
     result = run_dmx("sweep", "--cfg", "hydra", "-p", "hydra.sweeper.params", cwd=tmp_path)
     lines = [line for line in result.stdout.splitlines() if not line.startswith("#")]
     assert lines == ["mask: static,dynamic", "seed: 0,1,2"]
 
 
+@pytest.mark.slow
 def test_sweep_runs_the_grid_into_its_named_folder_and_reports_failures(tmp_path: Path) -> None:
     """The default experiment (mask in {static, dynamic}) x two cache folders, one of which
     cannot be created: the runs there fail, the others finish, and the report (impl.* never
@@ -105,6 +110,7 @@ def test_sweep_runs_the_grid_into_its_named_folder_and_reports_failures(tmp_path
         assert row["failed"][0]["error"].startswith("NotADirectoryError: ")
 
 
+@pytest.mark.slow
 def test_a_run_killed_by_sigkill_is_reported_unfinished(tmp_path: Path) -> None:
     run = tmp_path / "killed"
     process = subprocess.Popen(
@@ -129,6 +135,7 @@ def test_a_run_killed_by_sigkill_is_reported_unfinished(tmp_path: Path) -> None:
     assert (dead[0]["n"], dead[0]["n_running"], dead[0]["n_unfinished"]) == (0, 0, 1)
 
 
+@pytest.mark.slow
 def test_training_into_a_busy_folder_exits_2_with_one_line(tmp_path: Path) -> None:
     run = tmp_path / "busy"
     with RunLock(run):

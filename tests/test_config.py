@@ -18,6 +18,7 @@ def choices(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "override", [f"{g}={c}" for g in GROUPS for c in choices(g)], ids=lambda o: o
 )
@@ -34,6 +35,7 @@ REQUIRED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -95,12 +97,11 @@ def test_every_model_setting_reaches_the_encoder_by_name() -> None:
     from dataclasses import fields
 
     from dmx.model import EncoderShape
-    from dmx.train import encoder_shape
 
     model_keys = {f.name for f in fields(ModelConfig)} - {"name"}
     assert model_keys == {f.name for f in fields(EncoderShape)} - {"vocab_size", "gate"}
     config = compose_checked(["model=small", "model.attn_dropout=0.25"])
-    shape = encoder_shape(config.model, vocab_size=777)
+    shape = EncoderShape.from_config(config.model, vocab_size=777)
     assert shape == EncoderShape(
         vocab_size=777,
         n_layers=4,
@@ -113,6 +114,7 @@ def test_every_model_setting_reaches_the_encoder_by_name() -> None:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("overrides", "fragment"),
     [
@@ -170,6 +172,7 @@ def test_bad_values_raise_one_clear_line(overrides: list[str], fragment: str) ->
     assert "\n" not in message
 
 
+@pytest.mark.slow
 def test_sweep_values_are_each_checked() -> None:
     check_overrides(["mask=static,dynamic", "seed=0,1,2"], multirun=True)
     with pytest.raises(UserError, match="mask.prob must be in"):
@@ -179,7 +182,7 @@ def test_sweep_values_are_each_checked() -> None:
 
 
 def test_run_folder_names_stay_short_unique_and_flat() -> None:
-    from dmx.config import run_folder_name
+    from dmx.config.loading import run_folder_name
 
     assert run_folder_name("mask=static,seed=0") == "mask=static,seed=0"
     assert "/" not in run_folder_name("impl.cache_dir=/tmp/x,seed=0")
@@ -195,11 +198,13 @@ def test_asking_for_a_missing_gpu_is_a_user_error() -> None:
         check_overrides(["impl.accelerator=gpu"], multirun=False)
 
 
+@pytest.mark.slow
 def test_check_overrides_returns_the_first_run_of_a_sweep() -> None:
     first = check_overrides(["mask=static,dynamic", "seed=4,5", "hydra.sweep.dir=x"], multirun=True)
     assert first == ["mask=static", "seed=4"]
 
 
+@pytest.mark.slow
 def test_sweep_folder_comes_from_the_config_resolved_once() -> None:
     first = ["experiment=static_vs_dynamic"]
     name = sweep_dir(first, grid=first)

@@ -20,9 +20,9 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
 from dmx.config import DataConfig, MaskConfig
 from dmx.data import cache as cache_module
-from dmx.data.corpora import load_corpus
-from dmx.data.corpus import generate_documents
+from dmx.data.corpus import load_corpus
 from dmx.data.datamodule import MLMDataModule
+from dmx.data.embedded import generate_documents
 from dmx.data.sequences import pack
 from dmx.data.sources import FORMATS_HINT, is_validation, open_source
 from dmx.data.tokenizer import SPECIAL_TOKENS, load_tokenizer

@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from dmx.data.corpus import (
+from dmx.data.embedded import (
     FEMALE_NAMES,
     MALE_NAMES,
     MAX_SENTENCES,
@@ -59,7 +59,7 @@ def test_same_seed_same_documents(docs: list[str]) -> None:
 
 def test_same_documents_in_another_process_with_another_hash_seed() -> None:
     code = (
-        "import hashlib; from dmx.data.corpus import generate_documents; "
+        "import hashlib; from dmx.data.embedded import generate_documents; "
         "print(hashlib.sha256('\\n'.join(generate_documents(7, 200)).encode()).hexdigest())"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

@@ -13,7 +13,7 @@ import torch
 
 from dmx.config import DataConfig, MaskConfig
 from dmx.data.cache import word_starts_array
-from dmx.data.corpora import load_corpus
+from dmx.data.corpus import load_corpus
 from dmx.data.datamodule import EpochKeyedSampler, MLMDataModule
 from dmx.data.sequences import pack, word_starts
 from dmx.data.tokenizer import CLS_ID, MASK_ID, N_SPECIAL, PAD_ID, SEP_ID, SPECIAL_TOKENS
@@ -38,7 +38,7 @@ def test_a_word_cut_by_a_sequence_boundary_starts_again_after_cls() -> None:
 
 
 def test_word_starts_follow_the_tokenizers_words(tmp_path: Path) -> None:
-    from dmx.data import corpus as generator
+    from dmx.data import embedded as generator
 
     corpus = load_corpus(small_data(), tmp_path)
     doc = generator.generate_documents(0, 1)[0]
@@ -168,6 +168,7 @@ def masks_by_index(module: MLMDataModule, epoch: int | None) -> dict[int, torch.
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("copies", [1, None])
 def test_masks_are_identical_with_0_and_2_workers_and_any_batch_size(
     tmp_path: Path, copies: int | None
@@ -202,10 +203,10 @@ def test_eval_mask_is_the_same_for_every_strategy_and_seed(tmp_path: Path) -> No
 
 
 def test_tokenizer_training_is_deterministic_and_round_trips() -> None:
-    from dmx.data import corpus
+    from dmx.data import embedded
     from dmx.data.tokenizer import train_tokenizer
 
-    docs = corpus.generate_documents(0, 300)
+    docs = embedded.generate_documents(0, 300)
     first, second = train_tokenizer(docs, 600), train_tokenizer(docs, 600)
     assert first.get_vocab() == second.get_vocab()
     # The pieces of each word join back into the word (word_ids: for whole-word masking).

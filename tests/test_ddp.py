@@ -13,12 +13,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import TINY, make_config, run_dmx, train_run
+from helpers import TINY, make_config, run_dmx, train_run
 
 from dmx.data.datamodule import EpochKeyedSampler, MLMDataModule
 from dmx.errors import UserError
 from dmx.runs import is_rank_zero
-from dmx.train import one_device_per_job
+from dmx.runtime import one_device_per_job
 
 
 def _global_batches(n: int, batch: int, seed: int | None) -> list[list[int]]:
@@ -91,6 +91,7 @@ def test_the_global_batch_must_divide_across_processes() -> None:
         data.train_dataloader()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "extra",
     [
@@ -145,6 +146,7 @@ def test_rank_zero_is_read_from_the_launcher(monkeypatch: pytest.MonkeyPatch) ->
     assert not is_rank_zero()
 
 
+@pytest.mark.slow
 def test_a_sweep_job_takes_one_device(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SLURM_NTASKS", raising=False)
     with pytest.raises(UserError, match=r"impl.devices=2 in a sweep: .* dmx train"):
@@ -156,9 +158,10 @@ def test_a_sweep_job_takes_one_device(monkeypatch: pytest.MonkeyPatch) -> None:
     assert one_device_per_job(make_config("impl.accelerator=cpu"), 4).impl.devices == "auto"
 
 
+@pytest.mark.slow
 def test_a_data_parallel_run_is_reproducible_to_the_bit(tmp_path: Path) -> None:
     """Twice the same 2-process run, dropout on: identical metrics and history."""
-    from conftest import TIMINGS
+    from helpers import TIMINGS
 
     args = [*TINY, "impl.accelerator=cpu", "impl.devices=2", "trainer.max_epochs=1"]
     results = []

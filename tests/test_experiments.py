@@ -7,7 +7,7 @@ import itertools
 from pathlib import Path
 
 import pytest
-from conftest import train_run
+from helpers import train_run
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from dmx.validate import compose_config
@@ -38,6 +38,7 @@ def test_every_preset_is_found() -> None:
     assert grid("static_vs_dynamic") == [["mask=static", "seed=0"], ["mask=dynamic", "seed=0"]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_point_of_every_preset_trains(preset: str, tmp_path: Path) -> None:
     for i, point in enumerate(grid(preset)):

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import train_run
+from helpers import train_run
 
 from dmx.config import AttentionConfig, FinetuneConfig
-from dmx.data.corpus import TOPICS, generate_labelled_documents
+from dmx.data.embedded import TOPICS, generate_labelled_documents
 from dmx.data.labelled import (
     TASK_SEED_OFFSET,
     collate,
@@ -25,13 +25,13 @@ from dmx.data.labelled import (
     read_tsv,
 )
 from dmx.data.tokenizer import CLS_ID, PAD_ID, SEP_ID, train_tokenizer
+from dmx.entry import closing_line as _closing_line
 from dmx.errors import UserError
-from dmx.masking.attention import EVAL_STEP, AttentionPattern
+from dmx.masking.attention_masks import EVAL_STEP, AttentionPattern
 from dmx.model import EncoderShape, MaskedLM
 from dmx.runs import read_metrics
 from dmx.tasks import ClassifierModule
 from dmx.tasks.classify import pool
-from dmx.train import _closing_line
 
 
 def write_tsv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
@@ -285,14 +285,82 @@ def test_the_mlm_head_is_frozen_and_the_encoder_shared() -> None:
 # --------------------------------------------------------------------------------------
 
 
-def test_a_run_pretrains_then_writes_the_finetune_scores(tmp_path: Path) -> None:
+class DevPredictions:
+    """What the classifier predicted on the dev split, and the labels, per validation pass.
+
+    Taken from the logits the module's forward returns inside ``validation_step`` and the
+    batch's labels, not from the metrics, so the summary's scores can be recomputed from them.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.passes: list[tuple[list[int], list[int]]] = []
+        self._in_dev = False
+        forward, validation_step = ClassifierModule.forward, ClassifierModule.validation_step
+        epoch_start = ClassifierModule.on_validation_epoch_start
+
+        def spy_forward(module: ClassifierModule, *args, **kwargs):
+            logits, gate = forward(module, *args, **kwargs)
+            if self._in_dev:
+                self.passes[-1][0].extend(logits.argmax(dim=-1).tolist())
+            return logits, gate
+
+        def spy_step(module: ClassifierModule, batch: dict, batch_idx: int) -> None:
+            self.passes[-1][1].extend(batch["label"].tolist())
+            self._in_dev = True
+            try:
+                validation_step(module, batch, batch_idx)
+            finally:
+                self._in_dev = False
+
+        def spy_start(module: ClassifierModule) -> None:
+            self.passes.append(([], []))
+            epoch_start(module)
+
+        monkeypatch.setattr(ClassifierModule, "forward", spy_forward)
+        monkeypatch.setattr(ClassifierModule, "validation_step", spy_step)
+        monkeypatch.setattr(ClassifierModule, "on_validation_epoch_start", spy_start)
+
+    def scores(self) -> dict[str, float]:
+        """The last pass's accuracy (micro) and macro precision, recall and F1 over the
+        classes that occur in its labels or predictions, by hand."""
+        predicted, labels = self.passes[-1]
+        assert len(predicted) == len(labels) > 0
+        per_class = []
+        for c in sorted(set(labels) | set(predicted)):
+            tp = sum(p == c == t for p, t in zip(predicted, labels, strict=True))
+            n_predicted, n_true = predicted.count(c), labels.count(c)
+            precision = tp / n_predicted if n_predicted else 0.0
+            recall = tp / n_true if n_true else 0.0
+            f1 = 2 * tp / (n_predicted + n_true)
+            per_class.append((precision, recall, f1))
+        return {
+            "finetune_acc": sum(p == t for p, t in zip(predicted, labels, strict=True))
+            / len(labels),
+            **{
+                f"finetune_{name}": sum(row[i] for row in per_class) / len(per_class)
+                for i, name in enumerate(("precision", "recall", "f1"))
+            },
+        }
+
+
+def assert_scores_match_the_predictions(summary: dict, dev: DevPredictions) -> None:
+    expected = dev.scores()
+    assert {k: summary[k] for k in expected} == pytest.approx(expected, abs=1e-6)
+    assert len(dev.passes[-1][1]) == summary["finetune_dev_examples"]
+
+
+@pytest.mark.slow
+def test_a_run_pretrains_then_writes_the_finetune_scores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scores written are those of the last dev pass's predictions, over all 200."""
+    dev = DevPredictions(monkeypatch)
     run = tmp_path / "r"
     summary = train_run(run, "finetune=embedded", "finetune.epochs=1")
     assert read_metrics(run) == summary
     assert summary["status"] == "done" and summary["pretrained"] is True
     assert summary["epochs"] == 2 and summary["final_val_loss"] is not None
-    for key in ("finetune_acc", "finetune_f1", "finetune_precision", "finetune_recall"):
-        assert isinstance(summary[key], float) and 0.0 <= summary[key] <= 1.0, key
+    assert_scores_match_the_predictions(summary, dev)
     assert summary["finetune_task"] == "embedded" and summary["finetune_classes"] == 16
     assert (summary["finetune_train_examples"], summary["finetune_dev_examples"]) == (800, 200)
     assert summary["finetune_steps"] == 25  # 800 examples in batches of 32, one epoch
@@ -305,6 +373,7 @@ def test_a_run_pretrains_then_writes_the_finetune_scores(tmp_path: Path) -> None
     ]  # no logger folders from the second Trainer
 
 
+@pytest.mark.slow
 def test_max_epochs_0_skips_pretraining_and_still_scores(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -317,6 +386,7 @@ def test_max_epochs_0_skips_pretraining_and_still_scores(
         return allowed(self, length, device, step)
 
     monkeypatch.setattr(AttentionPattern, "allowed", spy)
+    dev = DevPredictions(monkeypatch)
     run = tmp_path / "scratch"
     summary = train_run(
         run,
@@ -328,13 +398,15 @@ def test_max_epochs_0_skips_pretraining_and_still_scores(
     assert summary["status"] == "done" and summary["pretrained"] is False
     assert summary.get("final_val_loss") is None and "steps" not in summary
     assert not (run / "history.csv").exists()
-    assert 0.0 <= summary["finetune_acc"] <= 1.0 and summary["finetune_classes"] == 16
+    assert summary["finetune_classes"] == 16
+    assert_scores_match_the_predictions(summary, dev)
     assert summary["precision"] == "32-true" and summary["parameters"] > 0
     assert steps == [*range(25), *[EVAL_STEP] * 7]  # 25 training steps, 7 dev batches
     line = _closing_line(summary, run)
     assert line.startswith("done: static(K=1), no pretraining; embedded: dev acc ")
 
 
+@pytest.mark.slow
 def test_a_trivially_separable_task_is_learned_perfectly(tmp_path: Path) -> None:
     """The label is one word of the sentence: a classifier from scratch must get it all."""
     fillers = ["the", "was", "near", "and", "she", "his", "a", "in"]
@@ -360,6 +432,7 @@ def test_a_trivially_separable_task_is_learned_perfectly(tmp_path: Path) -> None
     assert (summary["finetune_acc"], summary["finetune_f1"]) == (1.0, 1.0)
 
 
+@pytest.mark.slow
 def test_a_fault_in_finetuning_fails_the_run_after_pretraining(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -375,6 +448,7 @@ def test_a_fault_in_finetuning_fails_the_run_after_pretraining(
     assert metrics["final_val_loss"] is not None and "finetune_acc" not in metrics
 
 
+@pytest.mark.slow
 def test_a_nan_finetuning_loss_fails_the_run_with_the_step(tmp_path: Path) -> None:
     run = tmp_path / "nan"
     with pytest.raises(FloatingPointError):

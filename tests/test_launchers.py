@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TINY, run_dmx
+from helpers import TINY, run_dmx
 
 from dmx.errors import UserError
 from dmx.runs import read_metrics
@@ -59,6 +59,7 @@ def basic_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str,
     return runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("launcher", "log_line"),
     [
@@ -111,6 +112,7 @@ def test_the_slurm_preset_extends_submitit_slurm_with_one_gpu_per_run() -> None:
     assert launcher.name == "dmx_default"  # squeue names the experiment
 
 
+@pytest.mark.slow
 def test_a_slurm_sweep_submits_one_array_of_single_gpu_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -149,6 +151,7 @@ def test_a_slurm_sweep_submits_one_array_of_single_gpu_runs(
         assert wanted in lines, script.read_text()
 
 
+@pytest.mark.slow
 def test_launcher_choices_and_settings_are_checked_before_anything_runs() -> None:
     first = check_overrides(
         ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "mask=static,dynamic"],
@@ -165,6 +168,7 @@ def test_launcher_choices_and_settings_are_checked_before_anything_runs() -> Non
             check_overrides(["hydra/launcher=joblib", swept], multirun=True)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
 def test_a_slurm_sweep_may_ask_for_a_gpu_this_machine_lacks() -> None:
     """A SLURM sweep is submitted from a login node without GPUs, to nodes with them; the
@@ -178,6 +182,7 @@ def test_a_slurm_sweep_may_ask_for_a_gpu_this_machine_lacks() -> None:
         check_overrides(["hydra/launcher=slurm", "impl.accelerator=gpu"], multirun=False)
 
 
+@pytest.mark.slow
 def test_a_misspelt_launcher_setting_exits_2_with_one_line(tmp_path: Path) -> None:
     result = run_dmx(
         "sweep", "hydra/launcher=joblib", "hydra.launcher.n_jobz=2", cwd=tmp_path, check=False

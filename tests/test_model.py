@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TIMINGS, make_config, train_run
+from helpers import TIMINGS, make_config, train_run
 
-from dmx.data.corpora import load_corpus
+from dmx.data.corpus import load_corpus
 from dmx.model import Dropout, EncoderShape, MaskedLM, _attention_matmuls
 from dmx.runs import read_metrics
-from dmx.train import encoder_shape
 
 
 def _qkv(seed: int = 0) -> list[torch.Tensor]:
@@ -87,11 +86,12 @@ def test_the_loss_under_bf16_autocast_tracks_fp32() -> None:
     assert model.eval()(ids, ids, selected).correct is not None
 
 
+@pytest.mark.slow
 def test_a_run_records_its_flops_per_token_and_rate(tmp_path: Path, cache_dir: Path) -> None:
     summary = train_run(tmp_path / "run", "mask=dynamic")
     config = make_config("mask=dynamic")
     vocab = load_corpus(config.data, cache_dir).vocab_size
-    model = MaskedLM(encoder_shape(config.model, vocab))
+    model = MaskedLM(EncoderShape.from_config(config.model, vocab))
     flops = model.flops_per_token(config.data.seq_len, summary["mask_rate"])
     assert summary["flops_per_token"] == round(flops)
     expected = round(summary["tokens_per_s"] * summary["flops_per_token"] / 1e12, 4)
@@ -100,6 +100,7 @@ def test_a_run_records_its_flops_per_token_and_rate(tmp_path: Path, cache_dir: P
     assert {"model_tflops"} <= TIMINGS
 
 
+@pytest.mark.slow
 def test_a_compiled_encoder_trains_to_the_same_loss(tmp_path: Path) -> None:
     plain = train_run(tmp_path / "plain", "trainer.max_steps=6")
     compiled = train_run(tmp_path / "compiled", "trainer.max_steps=6", "impl.compile=true")
@@ -111,6 +112,7 @@ def test_a_compiled_encoder_trains_to_the_same_loss(tmp_path: Path) -> None:
     assert read_metrics(tmp_path / "compiled")["status"] == "done"
 
 
+@pytest.mark.slow
 def test_a_bf16_run_on_the_cpu_is_done_and_says_so(tmp_path: Path) -> None:
     summary = train_run(tmp_path / "run", "impl.precision=bf16-mixed")
     assert summary["status"] == "done" and summary["precision"] == "bf16-mixed"

@@ -230,8 +230,23 @@ def test_legacy_and_new_names_of_a_setting_compare_as_one(tmp_path: Path) -> Non
     assert row.impl_differs == {"impl.num_workers": [0, 4]}
 
 
-def test_paths_is_no_longer_an_ignored_key() -> None:
-    assert rep.IGNORED_KEYS == ("seed", "finetune.seed", "logger", "hydra")
+def test_a_paths_key_splits_groups_where_hydra_and_logger_keys_do_not(tmp_path: Path) -> None:
+    """``paths`` was once ignored like ``hydra``: runs reading different data under paths.*
+    are different experiments; where Hydra and the logger put things is not."""
+    for where, loss in (("a", 1.0), ("b", 2.0)):
+        for seed in range(2):
+            config = new_config(seed)
+            config["paths"] = {"data_dir": f"/data/{where}"}
+            config["hydra"] = {"run": {"dir": f"outputs/{where}{seed}"}}
+            config["logger"] = {"name": "wandb", "project": f"p{seed}"}
+            write_run(tmp_path / f"{where}/s{seed}", config, **done_metrics(loss + seed / 10))
+    runs = rep.collect(tmp_path)
+    assert rep.differing_keys(runs) == ["paths.data_dir"]
+    rows = rows_by_label(tmp_path)
+    assert {label: (row.n, row.stats["final_val_loss"].mean) for label, row in rows.items()} == {
+        "paths.data_dir=/data/a": (2, pytest.approx(1.05)),
+        "paths.data_dir=/data/b": (2, pytest.approx(2.05)),
+    }
 
 
 def test_a_finetune_seed_tied_to_the_seed_is_a_replicate_not_a_group(tmp_path: Path) -> None:
@@ -700,6 +715,7 @@ def legend(text: str) -> dict[str, str]:
     return entries
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", [100, 80])
 def test_wide_sweep_stays_readable(wide_sweep: Path, width: int) -> None:
     rows = rep.summarize(rep.collect(wide_sweep))
@@ -754,6 +770,7 @@ def test_simple_sweep_at_100_columns_shows_strategy_labels(tmp_path: Path) -> No
     assert lines[4:] == [CAPTION]
 
 
+@pytest.mark.slow
 def test_many_metrics_are_stacked_in_tables_not_squeezed(wide_sweep: Path) -> None:
     extra = [rep.Metric(key, label, ".3f") for key, label in LATER_METRICS.items()]
     metrics = [*rep.METRICS, *extra]

@@ -12,11 +12,14 @@ import matplotlib.image
 import numpy as np
 import pytest
 import yaml
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 from typer.testing import CliRunner
 
 from dmx import report as rep
 from dmx.cli import app
 from dmx.errors import UserError
+from dmx.report import plots
 from dmx.report.plots import PIXELS, curve
 from dmx.runs import (
     CONFIG_FILE,
@@ -88,6 +91,38 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+# The groups' colours, in the order of the rows (tab10), as 0-255 RGB.
+TAB10 = np.round(np.array(colormaps["tab10"].colors) * 255)
+
+
+def pixels_of(path: Path, rgb: np.ndarray, alpha: float = 1.0) -> int:
+    """How many pixels of the PNG show ``rgb`` drawn at ``alpha`` over white (within 2 of
+    255 per channel, for rounding)."""
+    image = matplotlib.image.imread(path)[..., :3] * 255
+    target = alpha * rgb + (1 - alpha) * 255
+    return int((np.abs(image - target).max(axis=-1) <= 2).sum())
+
+
+class Drawn(dict[str, Figure]):
+    """The figures write_plots drew, by file name; with ``save`` false, none is rendered to
+    a PNG (rendering is most of a plot's time, and these tests read the figures)."""
+
+    save = True
+
+
+@pytest.fixture
+def figures(monkeypatch: pytest.MonkeyPatch) -> Drawn:
+    drawn = Drawn()
+    save = plots._save
+
+    def spy(figure: Figure, path: Path) -> Path:
+        drawn[path.name] = figure
+        return save(figure, path) if drawn.save else path
+
+    monkeypatch.setattr(plots, "_save", spy)
+    return drawn
+
+
 def test_both_pngs_are_written_at_their_size(sweep: Path, tmp_path: Path) -> None:
     out = tmp_path / "figures" / "new"  # made, parents too
     rows = rep.load(sweep, baseline="mask=static")
@@ -98,6 +133,65 @@ def test_both_pngs_are_written_at_their_size(sweep: Path, tmp_path: Path) -> Non
     for path in written:
         assert png_size(path) == PIXELS
         assert matplotlib.image.imread(path).shape == (780, 1320, 4)
+    # What is in them: each group's line, 2 points wide across the axes (over a thousand
+    # pixels of its colour), and its bars at 75% opacity, in the colour of its row.
+    val_loss, final = written
+    for color in TAB10[:2]:
+        assert pixels_of(val_loss, color) > 1000
+        assert pixels_of(final, color, alpha=0.75) > 10_000
+    assert pixels_of(val_loss, TAB10[2]) == pixels_of(final, TAB10[2], alpha=0.75) == 0
+
+
+def test_the_loss_plot_draws_each_groups_mean_and_band(
+    sweep: Path, tmp_path: Path, figures: Drawn
+) -> None:
+    figures.save = False
+    rows = rep.load(sweep, baseline="mask=static")
+    rep.write_plots(rows, tmp_path / "figures", "sweep")
+    (ax,) = figures["val_loss.png"].axes
+    lines = {line.get_label(): line for line in ax.lines}
+    assert list(lines) == ["mask=dynamic (n=2)", "mask=static(K=1) [baseline] (n=3)"]
+    dynamic, static = lines.values()
+    assert dynamic.get_xdata().tolist() == static.get_xdata().tolist() == [10, 20, 30, 40]
+    # dynamic: 3.0 and 2.8 at step 30; static: 3.5, 3.6, 3.7 at 30, 3.4, 4.4, 5.4 at 40.
+    assert dynamic.get_ydata().tolist() == pytest.approx([5.0, 3.8, 2.9, 2.9])
+    assert static.get_ydata().tolist() == pytest.approx([5.0, 4.0, 3.6, 4.4])
+    # The bands: min-max of two seeds, mean +- the sample std of three (1.0 at step 40).
+    band = {}
+    for collection in ax.collections:
+        vertices = collection.get_paths()[0].vertices
+        band[len(band)] = {x: sorted(vertices[vertices[:, 0] == x, 1]) for x in (30, 40)}
+    assert (band[0][30][0], band[0][30][-1]) == pytest.approx((2.8, 3.0))
+    assert (band[1][40][0], band[1][40][-1]) == pytest.approx((3.4, 5.4))
+
+
+def test_the_metrics_plot_bars_are_the_group_means_with_each_seed(
+    sweep: Path, tmp_path: Path, figures: Drawn
+) -> None:
+    figures.save = False
+    rows = rep.load(sweep, baseline="mask=static")
+    rep.write_plots(rows, tmp_path / "figures", "sweep")
+    panels = {ax.get_title(): ax for ax in figures["final_metrics.png"].axes}
+    assert list(panels) == ["val loss", "best val loss", "val acc"]
+    # Per seed, from the planted losses (dynamic first, static second; acc = 0.3 - final/100).
+    seeds = {
+        "val loss": ([2.9, 2.9], [3.4, 4.4, 5.4]),
+        "best val loss": ([2.9, 2.8], [3.4, 3.6, 3.7]),
+        "val acc": ([0.271, 0.271], [0.266, 0.256, 0.246]),
+    }
+    for title, (dynamic, static) in seeds.items():
+        ax = panels[title]
+        widths = [bar.get_width() for bar in ax.patches]
+        assert widths == pytest.approx([np.mean(dynamic), np.mean(static)]), title
+        dots = [c.get_offsets()[:, 0].tolist() for c in ax.collections[1:]]
+        assert dots == [pytest.approx(dynamic), pytest.approx(static)], title
+    # The static whisker of val loss: the 95% CI of three seeds, t(0.975, 2) = 4.3027 times
+    # the standard error 1/sqrt(3).
+    whiskers = panels["val loss"].collections[0].get_segments()
+    (low, _), (high, _) = whiskers[1]
+    assert (low, high) == pytest.approx((4.4 - 4.3027 / 3**0.5, 4.4 + 4.3027 / 3**0.5), abs=1e-3)
+    assert [t.get_text() for t in panels["val loss"].texts] == ["2.900", "4.400"]
+    assert [t.get_text() for t in panels["val acc"].texts] == ["27.10%", "25.60%"]
 
 
 def test_curve_is_the_mean_and_std_on_shared_steps(sweep: Path) -> None:
@@ -138,7 +232,8 @@ def test_runs_stopping_early_keep_the_steps_all_share(tmp_path: Path) -> None:
     assert (c.steps.tolist(), c.mean.tolist()) == ([10, 20], pytest.approx([4.1, 3.1]))
 
 
-def test_eight_groups_with_long_labels(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_eight_groups_with_long_labels(tmp_path: Path, figures: Drawn) -> None:
     for g in range(8):
         for seed in range(3):
             write_run(
@@ -153,6 +248,21 @@ def test_eight_groups_with_long_labels(tmp_path: Path) -> None:
     assert len(rows) == 8
     written = rep.write_plots(rows, tmp_path / "plots", "a sweep with eight groups")
     assert [png_size(p) for p in written] == [PIXELS, PIXELS]
+    # Every group is drawn, and told apart: eight lines in eight colours, each ending at its
+    # group's mean final loss (3.0 + 0.1 g + 0.05, the seeds' mean), each labelled.
+    (ax,) = figures["val_loss.png"].axes
+    assert len(ax.lines) == 8 and len({line.get_color() for line in ax.lines}) == 8
+    assert sorted(line.get_ydata()[-1] for line in ax.lines) == pytest.approx(
+        [3.05 + 0.1 * g for g in range(8)]
+    )
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert len(legend) == 8 and all(label.endswith("(n=3)") for label in legend)
+    for color in TAB10[:8]:
+        assert pixels_of(written[0], color) > 300
+    bars = figures["final_metrics.png"].axes[0].patches
+    assert sorted(bar.get_width() for bar in bars) == pytest.approx(
+        [3.05 + 0.1 * g for g in range(8)]
+    )
 
 
 def test_runs_without_history_leave_out_the_loss_plot(tmp_path: Path) -> None:
@@ -179,6 +289,7 @@ def test_plot_onto_a_file_is_refused(sweep: Path, tmp_path: Path) -> None:
     assert target.read_bytes() == b"not a folder"
 
 
+@pytest.mark.slow
 def test_cli_plot_prints_the_paths(sweep: Path, tmp_path: Path) -> None:
     out = tmp_path / "figs"
     result = CliRunner().invoke(
@@ -192,6 +303,7 @@ def test_cli_plot_prints_the_paths(sweep: Path, tmp_path: Path) -> None:
     assert result.stdout.startswith("| group | n |")  # the report itself stays clean
 
 
+@pytest.mark.slow
 def test_wandb_offline_writes_a_report_run(sweep: Path, tmp_path: Path) -> None:
     """The conftest sets WANDB_MODE=offline and WANDB_DIR=tmp_path."""
     result = CliRunner().invoke(
@@ -248,6 +360,7 @@ def _adaptive_record(shift: float) -> dict[str, Any]:
     return {"prob": 0.15, "bands": bands, "history": history}
 
 
+@pytest.mark.slow
 def test_adaptive_rates_png_averages_the_seeds_tables(sweep: Path, tmp_path: Path) -> None:
     for seed, shift in ((0, 0.0), (1, 0.02)):
         write_json(sweep / f"dynamic_s{seed}" / "adaptive_rates.json", _adaptive_record(shift))

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import run_dmx
+from helpers import run_dmx
 from rich.cells import cell_len
 from rich.console import Console
 from scipy import stats
@@ -425,6 +425,7 @@ def test_cli_bad_baseline_is_one_line_and_exit_2(
         assert result.stderr == message
 
 
+@pytest.mark.slow
 def test_the_installed_command_exits_2_on_a_baseline_no_group_has(sweep: Path) -> None:
     result = run_dmx("report", str(sweep), "-b", "mask=span", cwd=sweep, check=False)
     assert (result.returncode, result.stdout) == (2, "")
@@ -602,6 +603,7 @@ def wide(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", [80, 100])
 def test_comparison_table_stays_readable(wide: Path, width: int) -> None:
     rows = rep.load(wide, baseline=["model=tiny", "data=text", "mask=static(K=1)"])

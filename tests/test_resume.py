@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DMX, TIMINGS, TINY, make_config, run_dmx
+from helpers import DMX, TIMINGS, TINY, make_config, run_dmx
 
 from dmx.callbacks import RunFolder
 from dmx.errors import UserError
@@ -54,6 +54,7 @@ def _history(run: Path) -> list[str]:
     return [line.rsplit(",", 1)[0] for line in (run / "history.csv").read_text().splitlines()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("overrides", "crash"),
     [
@@ -85,6 +86,7 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(
     assert _history(tmp_path / "cut") == _history(tmp_path / "whole")
 
 
+@pytest.mark.slow
 def test_a_run_killed_with_sigkill_continues_with_the_same_command(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     args = [*TINY, "impl.checkpoint_every_n_steps=3", "trainer.max_epochs=8", "mask=dynamic"]
@@ -107,6 +109,7 @@ def test_a_run_killed_with_sigkill_continues_with_the_same_command(tmp_path: Pat
     assert _history(run_dir) == _history(tmp_path / "whole")
 
 
+@pytest.mark.slow
 def test_a_finished_run_started_again_trains_nothing(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -122,6 +125,7 @@ def test_a_finished_run_started_again_trains_nothing(
     assert fresh["resumed_from_step"] == 0 and _same(fresh, first)
 
 
+@pytest.mark.slow
 def test_checkpoints_keep_the_newest_few(tmp_path: Path) -> None:
     train(make_config("impl.checkpoint_every_n_steps=2", "impl.keep_checkpoints=3"), tmp_path)
     folder = tmp_path / "checkpoints"
@@ -136,6 +140,7 @@ def test_resume_true_with_nothing_to_resume_is_refused(tmp_path: Path) -> None:
         train(make_config("resume=true"), tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_another_experiment_is_not_resumed_into_a_folder(tmp_path: Path) -> None:
     train(make_config(), tmp_path / "run")
     with pytest.raises(UserError, match=r"holds a run with another config; .* resume=false"):
@@ -152,6 +157,7 @@ def _cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "cut" / "checkpoints"
 
 
+@pytest.mark.slow
 def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -162,6 +168,7 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(
     assert resumed["status"] == "done" and resumed["resumed_from_step"] == 4
 
 
+@pytest.mark.slow
 def test_no_loadable_checkpoint_is_one_line_and_loses_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -185,6 +192,7 @@ class _Exploit:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.slow
 def test_a_crafted_checkpoint_cannot_run_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -198,6 +206,7 @@ def test_a_crafted_checkpoint_cannot_run_code(
     assert resumed["resumed_from_step"] == 8  # it was skipped as unloadable
 
 
+@pytest.mark.slow
 def test_resume_is_recorded_in_metrics_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -207,6 +216,7 @@ def test_resume_is_recorded_in_metrics_json(
     assert metrics["resumed_from_step"] == 8
 
 
+@pytest.mark.slow
 def test_a_sweep_started_again_trains_only_what_did_not_finish(tmp_path: Path) -> None:
     """Killed during its second run, the same `dmx sweep` command leaves the finished run
     alone, resumes the other from its checkpoint, and reports both; --force trains all."""
@@ -245,6 +255,7 @@ def test_a_sweep_started_again_trains_only_what_did_not_finish(tmp_path: Path) -
     assert list(sweeps.iterdir()) == [folder]  # --force trains in the same folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -270,10 +281,11 @@ def test_the_same_config_and_seed_give_the_same_numbers(
     assert _history(tmp_path / "a") == _history(tmp_path / "b")
 
 
+@pytest.mark.slow
 def test_a_run_records_what_makes_it_reproducible(tmp_path: Path, cache_dir: Path) -> None:
     import yaml
 
-    from dmx.data.corpora import load_corpus
+    from dmx.data.corpus import load_corpus
 
     summary = train(make_config(), tmp_path / "run")
     config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
@@ -285,6 +297,7 @@ def test_a_run_records_what_makes_it_reproducible(tmp_path: Path, cache_dir: Pat
     assert summary["hardware"]["cpu_cores"] == os.cpu_count() and summary["hardware"]["cpu"]
 
 
+@pytest.mark.slow
 def test_a_resumed_run_logs_into_the_same_wandb_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import train_run
+from helpers import train_run
 
 import dmx
 from dmx.errors import UserError
@@ -22,6 +22,7 @@ SECRETS = {
 }
 
 
+@pytest.mark.slow
 def test_no_secret_reaches_the_run_folder_the_log_or_wandb(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

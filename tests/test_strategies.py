@@ -18,13 +18,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dmx.choices import MASK_COUNTS as COUNTS
+from dmx.choices import MASK_UNITS as UNITS
 from dmx.config import DataConfig, MaskConfig
 from dmx.data.datamodule import MLMDataModule
 from dmx.masking import IGNORE_INDEX, MaskedBatch, TokenMasker, rate_at
 from dmx.masking.diagnostics import MaskStats
 from dmx.masking.keyed import keyed_uniform
 from dmx.masking.select import geometric_lengths, mean_geometric_length
-from dmx.masking.tokens import COUNTS, UNITS
 
 VOCAB, N_SPECIAL = 1000, 5
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(N_SPECIAL)
@@ -172,6 +173,7 @@ def test_whole_word_fixed_falls_short_of_round_p_n_by_less_than_the_longest_word
     assert shortfall.float().mean().item() < TOKENS_PER_WORD
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", RATES)
 def test_span_fixed_selects_exactly_ceil_p_n_in_every_row(rate: float) -> None:
     """SpanBERT rounds the budget up, and the last span is cut to meet it exactly."""
@@ -181,6 +183,7 @@ def test_span_fixed_selects_exactly_ceil_p_n_in_every_row(rate: float) -> None:
     assert torch.equal(out.selected.sum(dim=1), budget)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", RATES)
 def test_span_bernoulli_rate_is_within_one_point_on_average(rate: float) -> None:
     """A Binomial(n, p) budget per row, filled with spans: the mean rate is p."""
@@ -284,6 +287,7 @@ def test_spanbert_mean_span_length_is_3_8_words() -> None:
     assert edges.tolist() == [1, max_len]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("count", COUNTS)
 def test_masked_spans_average_3_8_words_when_every_token_is_a_word(count: str) -> None:
     """Maximal selected runs, measured on the masker's output, average SpanBERT's 3.8.
@@ -302,6 +306,7 @@ def test_masked_spans_average_3_8_words_when_every_token_is_a_word(count: str) -
     assert mean_run == pytest.approx(mean_geometric_length(0.2, 10), abs=0.12)
 
 
+@pytest.mark.slow
 def test_masked_spans_are_counted_in_words_not_tokens() -> None:
     """With ~1.4 tokens per word a span still covers ~3.8 *words*, so more tokens.
 
@@ -498,6 +503,7 @@ def masks_by_index(module: MLMDataModule, epoch: int) -> dict[int, torch.Tensor]
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("unit", "count"), [("whole_word", "fixed"), ("span", "bernoulli")])
 def test_datamodule_word_masks_are_identical_with_0_and_2_workers_and_any_batch_size(
     tmp_path: Path, unit: str, count: str
@@ -525,7 +531,11 @@ def test_datamodule_word_masks_are_identical_with_0_and_2_workers_and_any_batch_
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("unit", "count"), STRATEGIES)
+@pytest.mark.parametrize(
+    ("unit", "count"),
+    # Span masking over the whole test corpus takes seconds; the other units, a fraction.
+    [pytest.param(u, c, marks=pytest.mark.slow) if u == "span" else (u, c) for u, c in STRATEGIES],
+)
 def test_corruption_split_is_80_10_10_and_matches_the_ids(unit: str, count: str) -> None:
     """Of the selected tokens ~80% become [MASK], ~10% a random ordinary token and ~10%
     stay; to_mask and to_random say exactly what input_ids shows. Spans decide per span,

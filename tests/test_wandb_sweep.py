@@ -29,6 +29,7 @@ from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from dmx import wandb_sweep
 from dmx.cli import app
+from dmx.config.loading import register
 from dmx.errors import UserError
 from dmx.validate import CONFIG_MODULE, compose_checked
 from dmx.wandb_sweep import SPEC_FILE, run_count, save_sweep, sweep_spec
@@ -38,6 +39,7 @@ DUMMY_KEY = "dmxdummykey" + "0123456789" * 3  # 40 characters, as a real key
 
 def hydra_runs(args: list[str]) -> list[frozenset[str]]:
     """The runs Hydra's BasicSweeper would launch for `dmx-train --multirun ARGS`."""
+    register()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
@@ -78,6 +80,7 @@ def wandb_runs(spec: dict[str, Any]) -> list[frozenset[str]]:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
     [
@@ -112,6 +115,7 @@ def test_command_line_values_replace_the_presets() -> None:
     assert run_count(spec) == 4
 
 
+@pytest.mark.slow
 def test_null_survives_as_the_string_null_and_dmx_train_accepts_every_run(
     tmp_path: Path,
 ) -> None:
@@ -152,6 +156,7 @@ def _invoke(*args: str) -> Any:
     return CliRunner().invoke(app, ["sweep", "--wandb", *args])
 
 
+@pytest.mark.slow
 def test_cli_writes_the_spec_trains_nothing_and_says_what_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -170,6 +175,7 @@ def test_cli_writes_the_spec_trains_nothing_and_says_what_next(
     assert "dmx report outputs/runs" in result.stdout
 
 
+@pytest.mark.slow
 def test_cli_registers_only_online_with_a_key_and_never_shows_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -205,6 +211,7 @@ def test_cli_registers_only_online_with_a_key_and_never_shows_it(
     assert DUMMY_KEY not in written and DUMMY_KEY not in result.output
 
 
+@pytest.mark.slow
 def test_cli_registration_failure_is_one_line_without_the_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -244,6 +251,7 @@ def test_registration_that_hangs_times_out(tmp_path: Path, monkeypatch: pytest.M
     assert (tmp_path / SPEC_FILE).exists()
 
 
+@pytest.mark.slow
 def test_cli_bad_override_exits_2_with_one_line(tmp_path: Path) -> None:
     folder = tmp_path / "sweep"
     result = _invoke("experiment=static_vs_dynamic", "mask.prob=2", f"hydra.sweep.dir={folder}")

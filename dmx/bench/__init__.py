@@ -1,7 +1,6 @@
 """Benchmarks measured in this process, next to HuggingFace at the same shape: the masking
-strategies against its collator (:mod:`dmx.bench.masking`), and the training step against
-its BERT, with the machine's matrix-multiply peak (:mod:`dmx.bench.model`)."""
-
-from dmx.bench.masking import HF_LABEL, STRATEGIES, Timing, bench_masking
-
-__all__ = ["HF_LABEL", "STRATEGIES", "Timing", "bench_masking"]
+strategies against its collator (:mod:`dmx.bench.masking`), the training step against its
+BERT with the machine's matrix-multiply peak (:mod:`dmx.bench.model`, engines in
+:mod:`dmx.bench.engines`, figures and table in :mod:`dmx.bench.results`), and preprocessing
+a large corpus (:mod:`dmx.bench.data`). Nothing is imported here: each bench pulls in only
+what it times."""

@@ -11,20 +11,18 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from dmx.config import DataConfig
-from dmx.data.corpora import load_corpus
-from dmx.data.informative import informative_weights, token_counts
-from dmx.data.pmi import PMISettings, load_or_build_units
+from dmx.config import DataConfig, MaskConfig
+from dmx.data.corpus import Corpus, load_corpus
+from dmx.data.statistics import corpus_statistics
 from dmx.data.tokenizer import MASK_ID, N_SPECIAL
 from dmx.errors import UserError
 from dmx.masking import TokenMasker
-from dmx.masking.adaptive import AdaptiveRates
-from dmx.masking.weights import normalise
 
 # (label, unit, count, weighting): every selection a MaskConfig can ask for. Static and
 # dynamic masking run the same code with another key, so one of them (dynamic: a new key
@@ -58,7 +56,9 @@ class Timing:
         return self.batch_size / self.seconds_per_batch
 
 
-def _hf_collator(tokenizer: object, prob: float) -> Callable[[list[dict]], dict]:
+def hf_collator(tokenizer: object, prob: float) -> Callable[[list[dict]], dict]:
+    """HuggingFace's DataCollatorForLanguageModeling over dmx's tokenizer: what dmx's
+    masking and training step are compared with."""
     try:
         from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerFast
     except ImportError:
@@ -86,45 +86,28 @@ def bench_masking(
     n = min(len(corpus.train), batch_size * batches)
     if n < batch_size:
         raise UserError(f"the corpus has {n} sequences of {seq_len}; lower --batch-size")
-    stream, vocab = corpus.train.stream, corpus.vocab_size
-    # What the adaptive strategies read besides the ids, built as a run builds them.
-    units = load_or_build_units(corpus.folder, stream.ids, stream.starts, PMISettings())
-    counts = token_counts(stream.ids, vocab)
-    freq = torch.from_numpy(counts)
-    raw = informative_weights(stream.ids, stream.offsets, vocab, counts=counts)
-    informative = normalise(torch.from_numpy(raw), freq, 0.1, 4.0)
-    adaptive = AdaptiveRates(freq, prob, every=20, smoothing=0.3, power=1.0, lo=0.1, hi=4.0)
-    rows = [corpus.train[i] for i in range(n)]
-    examples = [
-        {
-            "input_ids": ids,
-            "word_starts": starts,
-            "unit_starts": corpus.train.starts_of(i, units),
-            "index": torch.tensor(i),
-        }
-        for i, (ids, starts) in enumerate(rows)
-    ]
-    chunks = [examples[i : i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
-    maskers = {
-        label: TokenMasker(
-            0,
-            None,
-            prob,
-            0.8,
-            0.1,
-            MASK_ID,
-            N_SPECIAL,
-            vocab,
-            unit=unit,
-            count=count,
-            weighting=weighting,
-        )
-        for label, unit, count, weighting in STRATEGIES
+    # Each strategy as a run builds it: its mask config (dynamic, the config's defaults
+    # otherwise), the corpus statistics it reads, and its masker.
+    configs = {
+        label: replace(MaskConfig(), copies=None, prob=prob, unit=unit, count=count, weighting=w)
+        for label, unit, count, w in STRATEGIES
     }
-    collator = _hf_collator(corpus.tokenizer, prob)
+    needs = {label: corpus_statistics(corpus, mask) for label, mask in configs.items()}
+    tokens = {"vocab_size": corpus.vocab_size, "mask_token_id": MASK_ID, "n_special": N_SPECIAL}
+    maskers = {
+        label: TokenMasker.from_config(mask, seed=0, **tokens) for label, mask in configs.items()
+    }
+    # PMI unit starts are the same for every pmi strategy (one cached vocabulary).
+    units = next(s.units for s in needs.values() if s.units is not None)
+    examples = _examples(corpus, n, units)
+    chunks = [examples[i : i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+    collator = hf_collator(corpus.tokenizer, prob)
     hf_examples = [[{"input_ids": e["input_ids"]} for e in chunk] for chunk in chunks]
 
-    def run_dmx(masker: TokenMasker) -> Callable[[], None]:
+    def run_dmx(label: str) -> Callable[[], None]:
+        masker, adaptive = maskers[label], needs[label].adaptive
+        weights = needs[label].weights
+
         def once() -> None:
             for key, chunk in enumerate(chunks):
                 batch = default_collate(chunk)
@@ -135,11 +118,9 @@ def bench_masking(
                     word_starts=batch["word_starts"],
                     unit_starts=batch["unit_starts"] if masker.unit == "pmi" else None,
                     # The adaptive table is read at every batch: its updates replace it.
-                    weights={"informative": informative, "adaptive": adaptive.weights}.get(
-                        masker.weighting
-                    ),
+                    weights=adaptive.weights if adaptive is not None else weights,
                 )
-                if masker.weighting == "adaptive":  # the step's losses, as training feeds them
+                if adaptive is not None:  # the step's losses, as training feeds them
                     ids = masked.labels[masked.selected]
                     adaptive.observe(ids, torch.rand(len(ids)))
                     if adaptive.due():
@@ -151,8 +132,18 @@ def bench_masking(
         for chunk in hf_examples:
             collator(chunk)
 
-    runs: dict[str, Callable[[], None]] = {label: run_dmx(m) for label, m in maskers.items()}
+    runs: dict[str, Callable[[], None]] = {label: run_dmx(label) for label in maskers}
     runs[HF_LABEL] = run_hf
+    timings = _time_alternating(runs, rounds, len(chunks), batch_size)
+    hf = timings.pop(HF_LABEL)
+    return list(timings.values()), hf
+
+
+def _time_alternating(
+    runs: dict[str, Callable[[], None]], rounds: int, batches: int, batch_size: int
+) -> dict[str, Timing]:
+    """Each run once to warm up, then ``rounds`` rounds of every run in turn, so a noisy
+    neighbour slows all of them alike; a run's figure is its median round per batch."""
     for run in runs.values():  # warm-up: first calls allocate and compile kernels
         run()
     samples: dict[str, list[float]] = {label: [] for label in runs}
@@ -160,10 +151,26 @@ def bench_masking(
         for label, run in runs.items():
             started = time.perf_counter()
             run()
-            samples[label].append((time.perf_counter() - started) / len(chunks))
-    timings = {
+            samples[label].append((time.perf_counter() - started) / batches)
+    return {
         label: Timing(label, statistics.median(values), batch_size)
         for label, values in samples.items()
     }
-    hf = timings.pop(HF_LABEL)
-    return list(timings.values()), hf
+
+
+def _examples(corpus: Corpus, n: int, units: np.ndarray) -> list[dict[str, torch.Tensor]]:
+    """The first ``n`` training rows as a DataLoader yields them: ids, word and unit starts."""
+    examples = []
+    for i in range(n):
+        ids, word_starts = corpus.train[i]
+        unit_starts = corpus.train.starts_of(i, units)
+        index = torch.tensor(i)
+        examples.append(
+            {
+                "input_ids": ids,
+                "word_starts": word_starts,
+                "unit_starts": unit_starts,
+                "index": index,
+            }
+        )
+    return examples

@@ -347,52 +347,20 @@ def _progress(description: str, unit: str) -> Any:
 
 
 def _build(cfg: DataConfig, source: Source, folder: Path, fp: str) -> None:
+    """Tokenize ``source`` into ``folder``: the tokenizer, the two splits' streams, and
+    meta.json last, so a folder without meta.json is an unfinished build."""
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / META).unlink(missing_ok=True)  # the old files are about to be replaced
-    counts = {False: 0, True: 0}
-    if cfg.tokenizer:
-        tokenizer = load_tokenizer(cfg.tokenizer)
-    else:
-        with _progress(f"training a tokenizer on {cfg.name}", "documents") as progress:
-            task = progress.add_task("train", total=None)
-
-            def counted_train_documents() -> Iterator[str]:
-                for doc, val in source.split():
-                    counts[val] += 1
-                    if not val:
-                        yield doc
-                    if (counts[False] + counts[True]) % 1000 == 0:
-                        progress.update(task, completed=counts[False] + counts[True])
-
-            tokenizer = train_tokenizer(counted_train_documents(), cfg.vocab_size)
-        _check_split(source, counts)
-        log.info(
-            "corpus: trained a %d-token BPE tokenizer on %d documents in %.1f s",
-            tokenizer.get_vocab_size(),
-            counts[False],
-            time.perf_counter() - started,
-        )
+    tokenizer = load_tokenizer(cfg.tokenizer) if cfg.tokenizer else _train(cfg, source)
     vocab_size = tokenizer.get_vocab_size()
     # "[SEP]" typed in a document is text, not a separator: special tokens come only from
     # dmx (the setting is not saved with the tokenizer).
     tokenizer.encode_special_tokens = True
     dtype = np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.int32)
     writers = {val: _StreamWriter(folder, _SPLIT_OF[val], dtype) for val in (False, True)}
-    tokenize_started = time.perf_counter()
-    tokens = 0
     try:
-        with _progress(f"tokenizing {cfg.name}", "tokens") as progress:
-            task = progress.add_task("tokenize", total=None)
-            for batch in _batches(source.split()):
-                docs = [doc for doc, _ in batch]
-                encodings = tokenizer.encode_batch(docs, add_special_tokens=False)
-                for val, writer in writers.items():
-                    writer.add([e for e, (_, v) in zip(encodings, batch, strict=True) if v == val])
-                added = sum(len(e.ids) for e in encodings)
-                tokens += added
-                progress.update(task, advance=added)
-        seconds = time.perf_counter() - tokenize_started
+        tokens, seconds = _tokenize(cfg, source, tokenizer, writers)
         if cfg.tokenizer:
             _check_split(source, {val: writer.docs for val, writer in writers.items()})
         for writer in writers.values():
@@ -420,3 +388,48 @@ def _build(cfg: DataConfig, source: Source, folder: Path, fp: str) -> None:
     }
     atomic_write_text(folder / META, json.dumps(meta, indent=2, default=str) + "\n")
     log.info("corpus: built %s into %s", meta["splits"], folder)
+
+
+def _train(cfg: DataConfig, source: Source) -> Tokenizer:
+    """A BPE tokenizer trained on the training split only, with a progress count."""
+    started = time.perf_counter()
+    counts = {False: 0, True: 0}
+    with _progress(f"training a tokenizer on {cfg.name}", "documents") as progress:
+        task = progress.add_task("train", total=None)
+
+        def counted_train_documents() -> Iterator[str]:
+            for doc, val in source.split():
+                counts[val] += 1
+                if not val:
+                    yield doc
+                if (counts[False] + counts[True]) % 1000 == 0:
+                    progress.update(task, completed=counts[False] + counts[True])
+
+        tokenizer = train_tokenizer(counted_train_documents(), cfg.vocab_size)
+    _check_split(source, counts)
+    log.info(
+        "corpus: trained a %d-token BPE tokenizer on %d documents in %.1f s",
+        tokenizer.get_vocab_size(),
+        counts[False],
+        time.perf_counter() - started,
+    )
+    return tokenizer
+
+
+def _tokenize(
+    cfg: DataConfig, source: Source, tokenizer: Tokenizer, writers: dict[bool, _StreamWriter]
+) -> tuple[int, float]:
+    """Every document into its split's stream, in batches; returns (tokens, seconds)."""
+    started = time.perf_counter()
+    tokens = 0
+    with _progress(f"tokenizing {cfg.name}", "tokens") as progress:
+        task = progress.add_task("tokenize", total=None)
+        for batch in _batches(source.split()):
+            docs = [doc for doc, _ in batch]
+            encodings = tokenizer.encode_batch(docs, add_special_tokens=False)
+            for val, writer in writers.items():
+                writer.add([e for e, (_, v) in zip(encodings, batch, strict=True) if v == val])
+            added = sum(len(e.ids) for e in encodings)
+            tokens += added
+            progress.update(task, advance=added)
+    return tokens, time.perf_counter() - started

@@ -23,17 +23,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dmx.config import DataConfig, MaskConfig
-from dmx.data.corpora import Corpus, load_corpus
-from dmx.data.informative import informative_weights, token_counts
-from dmx.data.pmi import PMISettings, load_or_build_units
+from dmx.data.corpus import Corpus, load_corpus
 from dmx.data.sequences import Sequences
+from dmx.data.statistics import corpus_statistics
 from dmx.data.tokenizer import MASK_ID, N_SPECIAL, PAD_ID
 from dmx.errors import UserError
 from dmx.masking import EVAL_KEY, TokenMasker, rate_at
 from dmx.masking.adaptive import AdaptiveRates
 from dmx.masking.diagnostics import MaskStats
 from dmx.masking.keyed import base_hash
-from dmx.masking.weights import expected_rate, normalise
 
 log = logging.getLogger(__name__)
 
@@ -157,81 +155,17 @@ class MLMDataModule(L.LightningDataModule):
         if self.corpus is None:
             self.corpus = load_corpus(self.cfg, self.cache_dir)
         vocab = self.corpus.vocab_size
-        m = self.mask_cfg
-        if not self._statistics_done:
-            self._corpus_statistics()
-            self._statistics_done = True
-        self.train_masker = TokenMasker(
-            seed=self.seed,
-            copies=m.copies,
-            prob=m.prob,
-            mask_token_frac=m.mask_token_frac,
-            random_token_frac=m.random_token_frac,
-            mask_token_id=MASK_ID,
-            n_special=N_SPECIAL,
-            vocab_size=vocab,
-            unit=m.unit,
-            count=m.count,
-            span_p=m.span_p,
-            span_max=m.span_max,
-            weighting=m.weighting,
-        )
-        # One evaluation mask for every run and strategy: its own seed, a reserved key.
-        self.eval_masker = TokenMasker(
-            seed=self.cfg.eval_mask_seed,
-            copies=1,
-            prob=self.cfg.eval_mask_prob,
-            mask_token_frac=self.cfg.eval_mask_token_frac,
-            random_token_frac=self.cfg.eval_random_token_frac,
-            mask_token_id=MASK_ID,
-            n_special=N_SPECIAL,
-            vocab_size=vocab,
-        )
-
-    def _corpus_statistics(self) -> None:
-        """What the configured strategy needs from the training split, computed once."""
-        assert self.corpus is not None
-        m, stream = self.mask_cfg, self.corpus.train.stream
-        vocab = self.corpus.vocab_size
-        if m.unit == "pmi":
-            settings = PMISettings(m.pmi_ngram_max, m.pmi_min_count, m.pmi_vocab_size)
-            decode = self.corpus.tokenizer.decode
-            self.units = load_or_build_units(
-                self.corpus.folder, stream.ids, stream.starts, settings, decode
-            )
-        if m.weighting == "uniform":
-            return
-        counts = token_counts(stream.ids, vocab)
-        freq = torch.from_numpy(counts)
-        if m.weighting == "informative":
-            raw = informative_weights(
-                stream.ids,
-                stream.offsets,
-                vocab,
-                m.informative_by,
-                m.informative_window,
-                counts=counts,
-            )
-            self.weights = normalise(torch.from_numpy(raw), freq, m.weight_min, m.weight_max)
-            log.info(
-                "informative masking (%s): per-id rates from %.3f to %.3f, expected rate %.4f",
-                m.informative_by,
-                m.prob * float(self.weights[freq > 0].min()),
-                min(1.0, m.prob * float(self.weights[freq > 0].max())),
-                expected_rate(self.weights, freq, m.prob),
-            )
-        else:
-            self.adaptive = AdaptiveRates(
-                freq,
-                m.prob,
-                m.adapt_every,
-                m.adapt_smoothing,
-                m.adapt_power,
-                m.weight_min,
-                m.weight_max,
-            )
-            if self._adaptive_state is not None:
+        if not self._statistics_done:  # computed once, whatever the stages set up
+            statistics = corpus_statistics(self.corpus, self.mask_cfg)
+            self.units, self.weights = statistics.units, statistics.weights
+            self.adaptive = statistics.adaptive
+            if self.adaptive is not None and self._adaptive_state is not None:
                 self.adaptive.load_state_dict(self._adaptive_state)
+            self._statistics_done = True
+        tokens = {"vocab_size": vocab, "mask_token_id": MASK_ID, "n_special": N_SPECIAL}
+        self.train_masker = TokenMasker.from_config(self.mask_cfg, seed=self.seed, **tokens)
+        # One evaluation mask for every run and strategy: its own seed, a reserved key.
+        self.eval_masker = TokenMasker.for_evaluation(self.cfg, **tokens)
 
     @property
     def vocab_size(self) -> int:
@@ -330,8 +264,8 @@ class MLMDataModule(L.LightningDataModule):
 
     def rate(self, progress: float) -> float:
         """The training mask rate at ``progress`` (0 at the first step, 1 at the last)."""
-        m = self.mask_cfg
-        return rate_at(m.schedule, m.prob, m.schedule_start, m.schedule_end, progress)
+        mask = self.mask_cfg
+        return rate_at(mask.schedule, mask.prob, mask.schedule_start, mask.schedule_end, progress)
 
     def mask_batch(
         self, batch: dict[str, torch.Tensor], *, epoch: int | None, progress: float = 0.0

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from dmx.choices import INFORMATIVE_BY
 from dmx.data.tokenizer import N_SPECIAL
 
-INFORMATIVE_BY = ("neighbour_pmi", "inverse_frequency")
 # Pairs are counted on at most this many tokens from the start of the stream: the table
 # needs the common ids' neighbourhoods, not a pass over a whole 100M-token corpus.
 MAX_TOKENS = 5_000_000

@@ -34,7 +34,7 @@ from tokenizers import Tokenizer
 from torch.utils.data import DataLoader, Dataset
 
 from dmx.config import FinetuneConfig
-from dmx.data.corpus import generate_labelled_documents
+from dmx.data.embedded import generate_labelled_documents
 from dmx.data.tokenizer import CLS_ID, PAD_ID, SEP_ID
 from dmx.errors import UserError, exception_line
 

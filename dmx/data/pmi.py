@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +54,11 @@ class PMISettings:
     ngram_max: int = 5
     min_count: int = 10
     vocab_size: int = 2000
+
+    @classmethod
+    def from_config(cls, mask: Any) -> PMISettings:
+        """The vocabulary settings of a ``mask`` config (:class:`dmx.config.MaskConfig`)."""
+        return cls(mask.pmi_ngram_max, mask.pmi_min_count, mask.pmi_vocab_size)
 
     def key(self) -> str:
         payload = json.dumps({"format": FORMAT_VERSION, **asdict(self)}, sort_keys=True)

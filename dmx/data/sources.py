@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from dmx.config import DataConfig
-from dmx.data import corpus as generator
+from dmx.data import embedded as generator
 from dmx.errors import UserError, one_line
 from dmx.masking.keyed import base_hash
 

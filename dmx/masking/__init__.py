@@ -1,13 +1,14 @@
 """Keyed masks: every mask is a pure function of (seed, key, sample index). Imports torch only.
 
-``tokens`` (which tokens are hidden, and what they become), ``select`` (tokens, whole words,
-spans), ``schedule`` (the rate over training), ``attention`` (which keys a query may see).
+``token_masks`` (which tokens are hidden, and what they become), ``select`` (tokens, whole
+words, spans, PMI units), ``schedule`` (the rate over training), ``attention_masks`` (which
+keys a query may see), ``weights`` and ``adaptive`` (per-id rates).
 """
 
-from dmx.masking.attention import AttentionPattern
+from dmx.masking.attention_masks import AttentionPattern
 from dmx.masking.keyed import keyed_uniform
 from dmx.masking.schedule import rate_at
-from dmx.masking.tokens import EVAL_KEY, IGNORE_INDEX, MaskedBatch, TokenMasker
+from dmx.masking.token_masks import EVAL_KEY, IGNORE_INDEX, MaskedBatch, TokenMasker
 
 __all__ = [
     "EVAL_KEY",

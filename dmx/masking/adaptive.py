@@ -39,6 +39,20 @@ N_BANDS = 4
 
 
 class AdaptiveRates:
+    @classmethod
+    def from_config(cls, mask: Any, freq: torch.Tensor) -> AdaptiveRates:
+        """The table a ``mask`` config (:class:`dmx.config.MaskConfig`) asks for, over the
+        training split's token counts ``freq``."""
+        return cls(
+            freq,
+            mask.prob,
+            mask.adapt_every,
+            mask.adapt_smoothing,
+            mask.adapt_power,
+            mask.weight_min,
+            mask.weight_max,
+        )
+
     def __init__(
         self,
         freq: torch.Tensor,

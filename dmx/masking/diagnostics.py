@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from dmx.masking.tokens import MaskedBatch
+from dmx.masking.token_masks import MaskedBatch
 
 
 class MaskStats:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-SCHEDULES = ("constant", "linear", "cosine", "step")
+from dmx.choices import MASK_SCHEDULES
 
 
 def rate_at(schedule: str, prob: float, start: float, end: float, progress: float) -> float:
@@ -27,4 +27,4 @@ def rate_at(schedule: str, prob: float, start: float, end: float, progress: floa
         return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * t))
     if schedule == "step":
         return start if t < 0.5 else end
-    raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(MASK_SCHEDULES)}")

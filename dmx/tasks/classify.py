@@ -27,10 +27,9 @@ from torchmetrics.classification import (
 )
 
 from dmx.config import AttentionConfig, FinetuneConfig, OptimConfig
-from dmx.masking.attention import EVAL_STEP, combine
+from dmx.masking.attention_masks import EVAL_STEP, AttentionPattern, combine, gate_penalty
 from dmx.model import MaskedLM
 from dmx.optim import build_optimizer, lr_lambda
-from dmx.tasks.attention import gate_penalty, pattern_from
 
 log = logging.getLogger("dmx")
 
@@ -81,7 +80,7 @@ class ClassifierModule(L.LightningModule):
         super().__init__()
         self.encoder, self.cfg = encoder, cfg
         self.attention_cfg = attention or AttentionConfig()
-        self.pattern = pattern_from(self.attention_cfg, seed)
+        self.pattern = AttentionPattern.from_config(self.attention_cfg, seed)
         if self.attention_cfg.pattern == "causal" and cfg.pooling == "cls":
             log.warning(
                 "attention=causal with finetune.pooling=cls: [CLS] comes first and so sees "
@@ -123,7 +122,9 @@ class ClassifierModule(L.LightningModule):
         logits, gate_mean = self(batch["input_ids"], batch["attention_mask"], self.global_step)
         loss = F.cross_entropy(logits.float(), batch["label"])
         if gate_mean is not None:
-            loss = loss + gate_penalty(self.attention_cfg, gate_mean)
+            loss = loss + gate_penalty(
+                gate_mean, self.attention_cfg.density, self.attention_cfg.gate_penalty
+            )
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"fine-tuning loss is {loss.item()} at step {self.global_step}"

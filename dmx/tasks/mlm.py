@@ -2,7 +2,7 @@
 
 The batch arrives already masked (the DataModule masks it on the device, from its key),
 so this module knows nothing of token-masking strategies. It applies the attention
-pattern of the step (a pure function of (seed, step), see :mod:`dmx.masking.attention`),
+pattern of the step (a pure function of (seed, step), see :mod:`dmx.masking.attention_masks`),
 sums the loss over the selected tokens, and keeps token-weighted totals for validation.
 """
 
@@ -16,10 +16,9 @@ import torch
 from torchmetrics.aggregation import MeanMetric, SumMetric
 
 from dmx.config import AttentionConfig, OptimConfig
-from dmx.masking.attention import EVAL_STEP, combine, density
+from dmx.masking.attention_masks import EVAL_STEP, AttentionPattern, combine, density, gate_penalty
 from dmx.model import MaskedLM, MLMOutput
 from dmx.optim import build_optimizer, lr_lambda
-from dmx.tasks.attention import gate_penalty, pattern_from
 
 
 class MLMModule(L.LightningModule):
@@ -39,7 +38,7 @@ class MLMModule(L.LightningModule):
         self.model, self.optim = model, optim
         self.observe_losses = observe_losses
         self.attention_cfg = attention or AttentionConfig()
-        self.pattern = pattern_from(self.attention_cfg, seed)
+        self.pattern = AttentionPattern.from_config(self.attention_cfg, seed)
         # Token-weighted sums, so a loss is the mean over every selected token of a split
         # (not a mean of batch means) and stays exact when gathered across processes.
         self.val_loss_sum, self.val_correct, self.val_count = SumMetric(), SumMetric(), SumMetric()
@@ -51,7 +50,9 @@ class MLMModule(L.LightningModule):
             metric.persistent(True)
         self.tokens_seen = 0
 
-    def _forward(self, batch: dict[str, torch.Tensor], step: int) -> MLMOutput:
+    def forward_batch(self, batch: dict[str, torch.Tensor], step: int) -> MLMOutput:
+        """The model on a masked batch under the attention pattern of ``step``; the bench
+        times exactly this."""
         padding = batch["attention_mask"]
         allowed = self.pattern.allowed(padding.shape[1], padding.device, step)
         mask = combine(allowed, padding)
@@ -64,7 +65,7 @@ class MLMModule(L.LightningModule):
         return out
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        out = self._forward(batch, self.global_step)
+        out = self.forward_batch(batch, self.global_step)
         tokens = batch["attention_mask"].sum()
         count, world = out.count, self.trainer.world_size if self._trainer else 1
         if world > 1:
@@ -77,7 +78,9 @@ class MLMModule(L.LightningModule):
         loss = out.loss_sum / count.clamp_min(1) * world
         if out.gate_mean is not None:
             self.attention_density.update(out.gate_mean.detach())
-            loss = loss + gate_penalty(self.attention_cfg, out.gate_mean)
+            loss = loss + gate_penalty(
+                out.gate_mean, self.attention_cfg.density, self.attention_cfg.gate_penalty
+            )
             self.log("train/gate_mean", out.gate_mean.detach())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}")
@@ -104,7 +107,7 @@ class MLMModule(L.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         # A pattern redrawn every step is scored under one reserved draw, the same for every
         # validation, as the token mask is.
-        out = self._forward(batch, EVAL_STEP)
+        out = self.forward_batch(batch, EVAL_STEP)
         self.val_loss_sum.update(out.loss_sum)
         self.val_correct.update(out.correct)
         self.val_count.update(out.count)

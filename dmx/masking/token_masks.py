@@ -23,9 +23,12 @@ is a pure function of (seed, key, i, its ids, word and unit starts, the rate, th
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
+from dmx.choices import MASK_COUNTS, MASK_UNITS, MASK_WEIGHTINGS
+from dmx.fields import from_fields
 from dmx.masking.keyed import keyed_uniform
 from dmx.masking.select import (
     by_budget,
@@ -46,10 +49,6 @@ _SELECT, _CORRUPT, _RANDOM_TOKEN, _SPAN_ANCHOR, _SPAN_LENGTH, _BUDGET_ROUNDING =
 
 # A key no training epoch ever uses: the fixed evaluation mask.
 EVAL_KEY = -1
-
-UNITS = ("token", "whole_word", "span", "pmi")
-WEIGHTINGS = ("uniform", "informative", "adaptive")
-COUNTS = ("bernoulli", "fixed")
 
 
 @dataclass(frozen=True)
@@ -88,16 +87,47 @@ class TokenMasker:
     weighting: str = "uniform"
 
     def __post_init__(self) -> None:
-        if self.unit not in UNITS:
-            raise ValueError(f"unknown unit {self.unit!r}; choose one of {', '.join(UNITS)}")
-        if self.count not in COUNTS:
-            raise ValueError(f"unknown count {self.count!r}; choose one of {', '.join(COUNTS)}")
-        if self.weighting not in WEIGHTINGS:
-            raise ValueError(
-                f"unknown weighting {self.weighting!r}; choose one of {', '.join(WEIGHTINGS)}"
-            )
+        for name, value, choices in (
+            ("unit", self.unit, MASK_UNITS),
+            ("count", self.count, MASK_COUNTS),
+            ("weighting", self.weighting, MASK_WEIGHTINGS),
+        ):
+            if value not in choices:
+                raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
         if self.weighting != "uniform" and self.unit != "token":
             raise ValueError(f"{self.weighting} weights select single tokens (unit=token)")
+
+    @classmethod
+    def from_config(
+        cls, mask: Any, *, seed: int, vocab_size: int, mask_token_id: int, n_special: int
+    ) -> TokenMasker:
+        """The training masker a ``mask`` config (:class:`dmx.config.MaskConfig`) asks for:
+        every setting the masker shares with it, by name."""
+        return from_fields(
+            cls,
+            mask,
+            seed=seed,
+            vocab_size=vocab_size,
+            mask_token_id=mask_token_id,
+            n_special=n_special,
+        )
+
+    @classmethod
+    def for_evaluation(
+        cls, data: Any, *, vocab_size: int, mask_token_id: int, n_special: int
+    ) -> TokenMasker:
+        """The one fixed evaluation mask of a ``data`` config (:class:`dmx.config.DataConfig`):
+        its own seed and rate, BERT's token unit, the same for every run and strategy."""
+        return cls(
+            seed=data.eval_mask_seed,
+            copies=1,
+            prob=data.eval_mask_prob,
+            mask_token_frac=data.eval_mask_token_frac,
+            random_token_frac=data.eval_random_token_frac,
+            mask_token_id=mask_token_id,
+            n_special=n_special,
+            vocab_size=vocab_size,
+        )
 
     @property
     def strategy(self) -> str:

@@ -13,9 +13,12 @@ fastest attention kernel.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
+from dmx.choices import ATTENTION_PATTERNS
+from dmx.fields import from_fields
 from dmx.masking.keyed import keyed_uniform
 
 _ATTENTION_STREAM = 16  # apart from the token-masking streams
@@ -30,6 +33,12 @@ class AttentionPattern:
     block_size: int = 16
     n_global: int = 1
     density: float = 0.5
+
+    @classmethod
+    def from_config(cls, attention: Any, seed: int) -> AttentionPattern:
+        """The pattern an ``attention`` config (:class:`dmx.config.AttentionConfig`) asks
+        for, keyed by the run's seed, so pretraining and fine-tuning mask alike."""
+        return from_fields(cls, attention, seed=seed)
 
     @property
     def learned(self) -> bool:
@@ -58,7 +67,16 @@ class AttentionPattern:
             rows = torch.arange(length, device=device)
             u = keyed_uniform(self.seed, _ATTENTION_STREAM, key, rows, length)
             return (u < self.density) | (i == j)
-        raise ValueError(f"unknown attention pattern {self.pattern!r}")
+        raise ValueError(
+            f"unknown attention pattern {self.pattern!r}; choose one of "
+            f"{', '.join(ATTENTION_PATTERNS)}"
+        )
+
+
+def gate_penalty(gate_mean: torch.Tensor, density: float, weight: float) -> torch.Tensor:
+    """``weight x (mean gate - density)^2``: pulls the learned gate to the target density."""
+    gap = gate_mean - density
+    return weight * gap * gap
 
 
 def combine(allowed: torch.Tensor | None, padding: torch.Tensor | None) -> torch.Tensor | None:

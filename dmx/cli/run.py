@@ -1,0 +1,218 @@
+"""``dmx train`` and ``dmx sweep``: check every override, then hand them to the Hydra entry.
+
+Both hand their arguments to the real ``@hydra.main`` entry in :mod:`dmx.entry` (by setting
+``sys.argv``), so Hydra's overrides, multirun and launchers work unchanged. Before that they
+compose the config once with Hydra's compose API, so a mistake (an unknown choice, a bad
+value) stops at start with one line naming the fix and exit code 2, before anything is
+trained or written.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from dmx.cli.common import fail
+from dmx.cli.report import print_report
+from dmx.errors import UserError
+from dmx.overrides import hydra_overrides, is_override, override_value
+
+DEFAULT_EXPERIMENT = "static_vs_dynamic"
+
+
+# Hydra flags after which nothing runs: the config or help is printed instead.
+INSPECT_FLAGS = {
+    "--cfg",
+    "-c",
+    "--info",
+    "-i",
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--shell-completion",
+}
+
+
+def _run_hydra(args: list[str]) -> None:
+    from dmx.entry import main as hydra_entry
+
+    # Hydra records the entry as the job's program, and Lightning re-runs it to start the
+    # other processes of a data-parallel run: it must be dmx-train (installed beside dmx),
+    # not dmx, whose own parser would not take Hydra's arguments.
+    beside = Path(sys.argv[0]).with_name("dmx-train")
+    program = str(beside) if beside.is_file() else shutil.which("dmx-train") or sys.argv[0]
+    # Hydra's parser wants its flags (and their values) before the overrides.
+    flags = [a for a in args if not is_override(a)]
+    saved = sys.argv
+    sys.argv = [program, *flags, *(a for a in args if is_override(a))]
+    try:
+        hydra_entry()
+    finally:
+        sys.argv = saved
+
+
+def _check_flags(args: list[str], command: str) -> None:
+    """Hydra's flags read by Hydra's own parser, so that a mistake (``--bogus``, a word
+    without ``=``) is one line naming the fix, not Hydra's usage text."""
+    from hydra._internal.utils import get_args_parser
+
+    see = f"see `dmx {command} --help`"
+
+    def error(message: str) -> NoReturn:
+        raise UserError(f"{message}; {see}")
+
+    parser = get_args_parser()
+    parser.error = error  # type: ignore[method-assign]
+    parsed, unknown = parser.parse_known_args([a for a in args if not is_override(a)])
+    if unknown:
+        error(f"no such option: {' '.join(unknown)}")
+    for word in parsed.overrides:  # a positional argument, but no key=value
+        error(f"{word!r} is not an override; give key=value (e.g. mask=dynamic)")
+    modes = ("run", "multirun", "cfg", "info", "shell_completion")
+    if sum(getattr(parsed, m) not in (None, False) for m in modes) > 1:  # as Hydra counts them
+        error("give only one of --run, --multirun, --cfg, --info and --shell-completion")
+
+
+def _check(args: list[str], *, multirun: bool, command: str) -> list[str]:
+    """Every value checked before anything runs; returns the first run's overrides."""
+    from dmx.validate import check_overrides
+
+    try:
+        _check_flags(args, command)
+        return check_overrides(args, multirun=multirun)
+    except UserError as err:
+        raise fail(err) from None
+
+
+def train(
+    ctx: typer.Context,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Hydra overrides, key=value.")
+    ] = None,
+) -> None:
+    """Train one run. Arguments are Hydra overrides; the run folder lands under outputs/runs/.
+
+    [bold]Examples[/bold]
+
+      dmx train mask=dynamic
+
+      dmx train mask=static mask.copies=10 model=small trainer.max_epochs=20 seed=3
+
+      dmx train mask=dynamic logger=none trainer.max_epochs=1
+
+      dmx train hydra.run.dir=runs/my_run mask.prob=0.4
+
+      dmx train --cfg job          [dim]# print the composed config and stop[/dim]
+    """
+    args = [*(overrides or []), *ctx.args]
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    _check(args, multirun=multirun, command="train")
+    _run_hydra(args)
+
+
+def sweep(
+    ctx: typer.Context,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Hydra overrides, key=value.")
+    ] = None,
+    report_format: Annotated[
+        str,
+        typer.Option("--format", help="Format of the closing report: table, md, csv, json, latex."),
+    ] = "table",
+    per_seed: Annotated[
+        bool, typer.Option("--per-seed", help="After the report, the same runs seed by seed.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Train every run again (resume=false), even those the sweep folder holds "
+            "finished.",
+        ),
+    ] = False,
+    wandb: Annotated[
+        bool,
+        typer.Option(
+            "--wandb",
+            help="Train nothing here: write the grid as a W&B sweep (wandb_sweep.yaml in the "
+            "sweep folder), register it when online with an API key, and print the "
+            "`wandb agent` command that runs it on any number of machines.",
+        ),
+    ] = False,
+) -> None:
+    """Run a grid (Hydra multirun) of an experiment preset, then print its report.
+
+    Without experiment=NAME it runs experiment=static_vs_dynamic: mask in {static, dynamic}
+    x seed in {0, 1, 2}. Every run lands in one sweep folder under outputs/sweeps/.
+
+    [bold]Examples[/bold]
+
+      dmx sweep
+
+      dmx sweep experiment=static_vs_dynamic seed=0,1,2,3,4
+
+      dmx sweep mask=static,dynamic mask.prob=0.15,0.4 trainer.max_epochs=10
+
+      dmx sweep hydra.sweep.dir=outputs/sweeps/my_sweep logger=none
+
+      dmx sweep --per-seed         [dim]# then one row per seed: does the gap hold at each?[/dim]
+
+      dmx sweep --force            [dim]# train every run again, finished or not[/dim]
+
+      dmx sweep --wandb experiment=dupe_factor   [dim]# the same grid as a W&B sweep[/dim]
+    """
+    from dmx.report import check_format
+
+    try:
+        check_format(report_format)
+    except UserError as err:
+        raise fail(err) from None
+    args = [a for a in [*(overrides or []), *ctx.args] if a not in ("-m", "--multirun")]
+    if override_value(args, "experiment") is None:
+        args.insert(0, f"experiment={DEFAULT_EXPERIMENT}")
+    first_run = _check(args, multirun=True, command="sweep")
+    if INSPECT_FLAGS & set(args):  # print the config (or help) of the sweep; run nothing
+        _run_hydra(args)
+        return
+    folder = _sweep_folder(args, first_run)
+    if force:
+        args.append("resume=false")
+    if wandb:  # the same grid, run by W&B agents instead of this process
+        _write_wandb_sweep(args, folder)
+        return
+    _run_hydra(["--multirun", *args])
+    typer.echo(f"\nsweep folder: {folder}")
+    print_report(folder, report_format, None)
+    if per_seed:
+        typer.echo("\nSeed by seed:")
+        print_report(folder, report_format, None, per_seed=True)
+
+
+def _sweep_folder(args: list[str], first_run: list[str]) -> Path:
+    """The sweep's folder, resolved once here (and added to ``args``), so the report reads
+    the very folder Hydra writes. conf/config.yaml names it by what the sweep runs: the same
+    command finds the same folder, whose finished runs train nothing and unfinished resume."""
+    from dmx.validate import sweep_dir
+
+    folder = override_value(args, "hydra.sweep.dir")
+    if folder is None:
+        folder = sweep_dir([*first_run, *hydra_overrides(args)], grid=args)
+        args.append(f"hydra.sweep.dir={folder}")
+    return Path(folder)
+
+
+def _write_wandb_sweep(args: list[str], folder: Path) -> None:
+    """The grid as a W&B sweep spec in ``folder``, registered when online, and what to run."""
+    from dmx import wandb_sweep
+
+    try:
+        spec = wandb_sweep.sweep_spec(args)
+        sweep_id = wandb_sweep.save_sweep(spec, folder)
+    except UserError as err:
+        raise fail(err) from None
+    for line in wandb_sweep.next_steps(spec, folder / wandb_sweep.SPEC_FILE, sweep_id):
+        typer.echo(line)

@@ -1,0 +1,118 @@
+"""How a run runs, from ``impl``: the precision, the Lightning Trainer, one device per sweep
+job. Never what it computes: every setting here changes speed, memory or where a process
+trains, and a result at most by floating-point noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from dmx.config import Config, ImplConfig
+from dmx.errors import UserError
+
+log = logging.getLogger("dmx")
+
+
+class _DropAdverts(logging.Filter):
+    """Lightning advertises its cloud products on every start; that is noise in a run log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+def quiet_lightning() -> None:
+    """Drop Lightning's messages that say nothing about this run; once per process is enough,
+    and again is harmless (a filter is added once)."""
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropAdverts) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropAdverts())
+    warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")  # inside Lightning
+    # The DataModule resumes mid-epoch itself (its state_dict holds the position), which
+    # Lightning's check for a resumable DataLoader cannot see.
+    warnings.filterwarnings("ignore", message=r".*your dataloader is not resumable.*")
+    # Epoch metrics are torchmetrics sums, already reduced across processes when computed.
+    warnings.filterwarnings(
+        "ignore", message=r".*It is recommended to use `self.log\('(val|train)/"
+    )
+
+
+def resolve_precision(impl: ImplConfig) -> str:
+    """auto: bf16 mixed precision when training on a CUDA GPU that has it, else fp32."""
+    if impl.precision != "auto":
+        return impl.precision
+    on_gpu = impl.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    if on_gpu and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
+def build_trainer(
+    config: Config,
+    callbacks: list[L.Callback],
+    logger: Any,
+    run_dir: Path,
+    max_epochs: int | None = None,
+) -> L.Trainer:
+    """A Trainer as ``impl`` and ``trainer`` say; ``max_epochs`` overrides the pretraining
+    length (fine-tuning has its own), while ``trainer.max_steps`` caps both, so a smoke
+    run stays short end to end."""
+    quiet_lightning()
+    impl = config.impl
+    if impl.progress_bar:
+        callbacks.append(L.pytorch.callbacks.RichProgressBar(refresh_rate=5, leave=True))
+    return L.Trainer(
+        accelerator=impl.accelerator,
+        devices=impl.devices,
+        num_nodes=impl.num_nodes,
+        precision=resolve_precision(impl),
+        deterministic=impl.deterministic or None,
+        max_epochs=config.trainer.max_epochs if max_epochs is None else max_epochs,
+        max_steps=config.trainer.max_steps,
+        gradient_clip_val=config.trainer.grad_clip or None,
+        logger=logger or False,
+        callbacks=callbacks,
+        enable_checkpointing=False,  # RunFolder writes last.ckpt atomically itself
+        # The DataModules shard batches themselves (dmx.data.datamodule.EpochKeyedSampler),
+        # so that N processes see exactly the batches one would.
+        use_distributed_sampler=False,
+        enable_progress_bar=impl.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=10,
+        default_root_dir=run_dir,
+    )
+
+
+def one_device_per_job(config: Config, job: int) -> Config:
+    """A sweep's run trains on one device: with several GPUs, job k takes GPU k mod count,
+    so parallel jobs (hydra/launcher=joblib) spread over them instead of all taking GPU 0.
+
+    A run cannot start its own data-parallel processes inside a sweep (Lightning would start
+    each with the whole sweep's command line); it can where the cluster starts one process
+    per device itself (SLURM with tasks_per_node > 1).
+    """
+    impl = config.impl
+    devices = impl.devices
+    several = (isinstance(devices, int) and devices > 1) or (
+        isinstance(devices, (list, tuple)) and len(devices) > 1
+    )
+    if several and int(os.environ.get("SLURM_NTASKS", "1")) <= 1:
+        raise UserError(
+            f"impl.devices={devices} in a sweep: a sweep's runs train on one device each; "
+            "use dmx train for a data-parallel run, or sweep on SLURM with "
+            "hydra/launcher=slurm hydra.launcher.tasks_per_node=N"
+        )
+    gpus = torch.cuda.device_count()
+    if devices == "auto" and impl.accelerator in ("auto", "gpu", "cuda") and gpus > 1:
+        impl = dataclasses.replace(impl, devices=[job % gpus])
+        log.info("sweep job %d trains on GPU %d of %d", job, job % gpus, gpus)
+        return dataclasses.replace(config, impl=impl)
+    return config

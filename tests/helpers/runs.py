@@ -1,0 +1,73 @@
+"""The real config composed in-process and shrunk, and the installed ``dmx`` command.
+
+Most tests train in this process: :func:`make_config` composes the real config with
+Hydra's compose API (the same path ``dmx train`` takes), shrinks it, and the test calls
+:func:`dmx.train.train` directly. Only tests of the command itself start ``dmx``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from dmx.config import Config
+from dmx.validate import compose_checked
+
+# The real config, shrunk: a one-layer model on a small slice of the embedded corpus, so a
+# complete run takes a second or two on a CPU.
+TINY = [
+    "model.n_layers=1",
+    "model.d_model=32",
+    "model.n_heads=2",
+    "model.d_ff=64",
+    "data.n_docs=60",
+    "data.val_docs=10",
+    "data.vocab_size=256",
+    "data.seq_len=32",
+    "data.batch_size=16",
+    "trainer.max_epochs=2",
+    "impl.progress_bar=false",
+    "logger=none",
+]
+
+DMX = str(Path(sys.executable).with_name("dmx"))
+
+# Figures that measure the machine, not the experiment: they differ between identical runs.
+TIMINGS = {
+    "wall_s",
+    "train_s",
+    "tokens_per_s",
+    "peak_mem_mb",
+    "mask_time_s",
+    "mask_time_share",
+    "finetune_s",
+    "model_tflops",
+    "mfu",
+}
+
+
+def make_config(*overrides: str) -> Config:
+    """The checked config ``dmx train`` would build from TINY plus ``overrides``."""
+    return compose_checked([*TINY, *overrides])
+
+
+def train_run(run_dir: Path, *overrides: str) -> dict[str, Any]:
+    """Train one shrunk run in this process; returns its metrics.json content."""
+    from dmx.train import train
+
+    return train(make_config(*overrides), run_dir)
+
+
+def run_dmx(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the installed `dmx` command, as a user would, from ``cwd``."""
+    result = subprocess.run(
+        [DMX, *args], cwd=cwd, env=os.environ.copy(), capture_output=True, text=True, timeout=600
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"dmx {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
+    return result
