@@ -1,0 +1,212 @@
+"""GLUE's tasks read as distributed, and GLUE's metrics.
+
+Each reader is tested on a small file written in that task's exact layout (first lines
+taken from the real files' layouts: CoLA without a header, MRPC with a byte-order mark,
+string and float labels, MNLI's two dev files, a QQP row with a missing field, sentences
+with a stray ``"``). Each metric is checked against scipy or a hand computation on
+hand-made predictions.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from scipy import stats
+
+from dmx.data.glue import TASKS, read_split, task_named
+from dmx.errors import UserError
+from dmx.tasks.scores import glue_score, metric
+
+
+def write(path: Path, lines: list[str], bom: bool = False, final_newline: bool = True) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(lines) + ("\n" if final_newline else "")
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+    return path
+
+
+def test_cola_has_no_header_and_reads_every_row(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "CoLA" / "dev.tsv",
+        [
+            "gj04\t1\t\tThe sailors rode the breeze clear of the rocks.",
+            "gj04\t0\t*\tThe more does Bill smoke, the more Susan hates him.",
+            "s_97\t1\t \tWho always drinks milk?",  # a space as the author's mark
+        ],
+        final_newline=False,  # CoLA's dev.tsv ends without one
+    )
+    ex = read_split(TASKS["CoLA"], path)
+    assert ex.texts == [
+        "The sailors rode the breeze clear of the rocks.",
+        "The more does Bill smoke, the more Susan hates him.",
+        "Who always drinks milk?",
+    ]
+    assert ex.labels == [1, 0, 1] and ex.pairs is None
+
+
+def test_mrpc_starts_with_a_byte_order_mark_and_keeps_quotes(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "MRPC" / "train.tsv",
+        [
+            "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String",
+            '1\t702876\t702977\tAmrozi accused his brother .\tReferring to him as only " the '
+            'witness " , Amrozi accused his brother .',
+            '0\t2108705\t2108831\t" Yes , it is .\tNo , it is not .',  # a field opening with "
+        ],
+        bom=True,
+    )
+    ex = read_split(TASKS["MRPC"], path)
+    assert ex.labels == [1, 0]
+    assert ex.texts == ["Amrozi accused his brother .", '" Yes , it is .']
+    assert ex.pairs == [
+        'Referring to him as only " the witness " , Amrozi accused his brother .',
+        "No , it is not .",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("task", "header", "row", "label"),
+    [
+        ("RTE", "index\tsentence1\tsentence2\tlabel", "0\tA b.\tC d.\tnot_entailment", 1),
+        ("QNLI", "index\tquestion\tsentence\tlabel", "0\tWhat?\tThis.\tentailment", 0),
+        ("WNLI", "index\tsentence1\tsentence2\tlabel", "0\tA b.\tC d.\t1", 1),
+        ("SST-2", "sentence\tlabel", "it 's a charming journey \t1", 1),
+    ],
+)
+def test_string_and_integer_labels_map_to_the_tasks_class_ids(
+    tmp_path: Path, task: str, header: str, row: str, label: int
+) -> None:
+    ex = read_split(TASKS[task], write(tmp_path / task / "dev.tsv", [header, row]))
+    assert ex.labels == [label]
+    assert (ex.pairs is not None) == TASKS[task].is_pair
+
+
+def test_stsb_labels_are_float_scores_in_every_written_form(tmp_path: Path) -> None:
+    header = (
+        "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"
+    )
+    rows = [
+        f"{i}\tmain-captions\tMSRvid\t2012test\t{i}\tnone\tnone\tA man.\tA person.\t{score}"
+        for i, score in enumerate(["5.000", "3.8", "0.60", "4", "3.59999999999999"])
+    ]
+    ex = read_split(TASKS["STS-B"], write(tmp_path / "STS-B" / "dev.tsv", [header, *rows]))
+    assert ex.labels == [5.0, 3.8, 0.6, 4.0, 3.59999999999999]
+    assert TASKS["STS-B"].is_regression
+
+
+def test_mnli_reads_both_dev_files(tmp_path: Path) -> None:
+    header = (
+        "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
+        "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label"
+    )
+    task = TASKS["MNLI"]
+    assert [f for _, f in task.dev_files] == ["dev_matched.tsv", "dev_mismatched.tsv"]
+    labels = {"dev_matched.tsv": "neutral", "dev_mismatched.tsv": "contradiction"}
+    for name, label in labels.items():
+        row = (
+            f"0\t1\t1n\tfiction\t( a )\t( b )\t(ROOT a)\t(ROOT b)\tA cat.\tA dog.\t{label}\t{label}"
+        )
+        ex = read_split(task, write(tmp_path / "MNLI" / name, [header, row]))
+        assert ex.labels == [task.classes.index(label)] and ex.pairs == ["A dog."]  # type: ignore[union-attr]
+
+
+def test_qqp_skips_rows_with_missing_fields_and_counts_them(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "QQP" / "train.tsv",
+        [
+            "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate",
+            "1\t3\t4\tHow do I learn?\tHow can I learn?\t1",
+            "2\t5\t6\tWhat is this?",  # a row with missing fields, as QQP has
+            "3\t7\t8\tWhy?\tWhy not?\t0",
+        ],
+    )
+    ex = read_split(TASKS["QQP"], path)
+    assert ex.labels == [1, 0] and ex.skipped == 1
+    assert ex.pairs == ["How can I learn?", "Why not?"]
+
+
+def test_a_short_row_outside_qqp_names_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "RTE" / "dev.tsv", ["index\tsentence1\tsentence2\tlabel", "0\tA b."])
+    with pytest.raises(UserError) as err:
+        read_split(TASKS["RTE"], path)
+    assert str(err.value) == (
+        f"finetune.glue_dir: {path} line 2 has 2 fields, RTE needs 4; is it RTE's file, "
+        "tab-separated?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (["sentence\tlabel", "good \t2"], "line 2: SST-2's label is one of 0, 1, got '2'"),
+        (["text\tlabel", "good \t1"], "has no column 'sentence' (its header: text, label)"),
+        (["sentence\tlabel"], "holds no examples"),
+    ],
+)
+def test_a_malformed_file_is_one_line_naming_it(
+    tmp_path: Path, lines: list[str], message: str
+) -> None:
+    path = write(tmp_path / "SST-2" / "train.tsv", lines)
+    with pytest.raises(UserError, match="^finetune.glue_dir: ") as err:
+        read_split(TASKS["SST-2"], path)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_missing_file_says_how_the_folder_is_laid_out(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as err:
+        read_split(TASKS["CoLA"], tmp_path / "CoLA" / "train.tsv")
+    assert str(err.value) == (
+        f"finetune.glue_dir: CoLA needs {tmp_path / 'CoLA' / 'train.tsv'}, which is missing; "
+        "lay the folder out as GLUE's download script does (DIR/<TASK>/train.tsv and dev.tsv)"
+    )
+
+
+def test_task_names_forgive_case_and_hyphens_and_keys_drop_them() -> None:
+    assert task_named("sst2") is TASKS["SST-2"] and task_named("sts-b") is TASKS["STS-B"]
+    assert [t.key for t in TASKS.values()] == [
+        "cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli",
+    ]  # fmt: skip
+    with pytest.raises(UserError, match=r"no GLUE task 'SST3'; choose from CoLA, SST-2, "):
+        task_named("SST3")
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+PRED = torch.tensor([1, 1, 0, 1, 0, 0, 1, 1, 0, 1])
+GOLD = torch.tensor([1, 0, 0, 1, 0, 1, 1, 1, 1, 1])
+
+
+def test_accuracy_and_f1_of_the_positive_class() -> None:
+    tp, fp, fn = 5, 1, 2  # counted by hand from PRED and GOLD
+    assert metric("acc", PRED, GOLD, 2) == pytest.approx(7 / 10)
+    assert metric("f1", PRED, GOLD, 2) == pytest.approx(2 * tp / (2 * tp + fp + fn))
+
+
+def test_matthews_correlation_by_its_formula() -> None:
+    tp, tn, fp, fn = 5, 2, 1, 2
+    expected = (tp * tn - fp * fn) / math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    assert metric("mcc", PRED, GOLD, 2) == pytest.approx(expected)
+
+
+def test_pearson_and_spearman_equal_scipys() -> None:
+    predicted = torch.tensor([0.1, 2.5, 3.0, 4.9, 1.0, 3.3])
+    gold = torch.tensor([0.0, 2.0, 3.8, 5.0, 1.2, 2.6])
+    assert metric("pearson", predicted, gold, 1) == pytest.approx(
+        stats.pearsonr(predicted.numpy(), gold.numpy()).statistic
+    )
+    assert metric("spearman", predicted, gold, 1) == pytest.approx(
+        stats.spearmanr(predicted.numpy(), gold.numpy()).statistic
+    )
+
+
+def test_glue_score_averages_a_tasks_two_figures_first() -> None:
+    figures = {
+        "cola": {"mcc": 0.30},
+        "mrpc": {"f1": 0.80, "acc": 0.70},  # counts as 0.75
+        "stsb": {"pearson": 0.50, "spearman": 0.40},  # counts as 0.45
+    }
+    assert glue_score(figures) == pytest.approx((0.30 + 0.75 + 0.45) / 3)
+    assert math.isnan(glue_score({}))
