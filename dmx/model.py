@@ -197,6 +197,10 @@ class MaskedLM(nn.Module):
             nn.Linear(shape.d_model, shape.d_model), nn.GELU(), nn.LayerNorm(shape.d_model)
         )
         self.head_bias = nn.Parameter(torch.zeros(shape.vocab_size))
+        # Segment (token type) embeddings exist only once a sentence-pair task asks for them
+        # (add_segments): pretraining reads one segment, and creating them here would draw
+        # from the generator and change every pretraining result.
+        self.segment: nn.Embedding | None = None
         self.apply(self._init_weights)
         # GPT-2's scaled init of residual projections keeps the residual stream's scale flat.
         for name, p in self.named_parameters():
@@ -212,11 +216,23 @@ class MaskedLM(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
+    def add_segments(self) -> None:
+        """Segment embeddings for sentence pairs (type 0: ``[CLS] a [SEP]``, type 1:
+        ``b [SEP]``), both zero to begin with: the encoder first computes exactly what it
+        was pretrained to (one segment, no segment vector), and fine-tuning learns the two
+        from there. No draw from any generator."""
+        if self.segment is None:
+            # from zeros: nn.Embedding(...) would first draw a normal init, moving the
+            # generator that the classifier head's initialisation reads next
+            zeros = torch.zeros(2, self.shape.d_model, device=self.tok.weight.device)
+            self.segment = nn.Embedding.from_pretrained(zeros, freeze=False)
+
     def encode(
         self,
         input_ids: torch.Tensor,
         padding: torch.Tensor | None = None,
         attn_mask: torch.Tensor | None = None,
+        token_types: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Hidden states (batch, length, d_model), and the mean learned key weight.
 
@@ -224,11 +240,17 @@ class MaskedLM(nn.Module):
         (batch, 1, length, length), True where a query may attend to a key; it already
         includes the padding when given (see :func:`dmx.masking.attention_masks.combine`).
         Without one, padded keys are hidden from every query, and no mask tensor is passed
-        at all when nothing is padded, so SDPA may use its fastest kernel.
+        at all when nothing is padded, so SDPA may use its fastest kernel. ``token_types``
+        (0 or 1 per position) adds the segment embeddings (see :meth:`add_segments`).
         """
         length = input_ids.shape[1]
         positions = torch.arange(length, device=input_ids.device)
-        x = self.drop(self.tok(input_ids) + self.pos(positions))
+        x = self.tok(input_ids) + self.pos(positions)
+        if token_types is not None:
+            if self.segment is None:
+                raise ValueError("token_types given before add_segments()")
+            x = x + self.segment(token_types)
+        x = self.drop(x)
         if attn_mask is None and padding is not None and not bool(padding.all()):
             attn_mask = padding[:, None, None, :]
         gate_means = []

@@ -210,3 +210,60 @@ def test_glue_score_averages_a_tasks_two_figures_first() -> None:
     }
     assert glue_score(figures) == pytest.approx((0.30 + 0.75 + 0.45) / 3)
     assert math.isnan(glue_score({}))
+
+
+# --- sentence pairs ---------------------------------------------------------------------------
+
+
+def test_longest_first_cuts_the_longer_sentence_and_the_second_on_a_tie() -> None:
+    from dmx.data.labelled import truncate_longest_first
+
+    a, b = list(range(10)), list(range(100, 104))
+    assert truncate_longest_first(a, b, 8) == (list(range(4)), list(range(100, 104)))
+    assert truncate_longest_first([1, 2, 3], [4, 5, 6], 4) == ([1, 2], [4, 5])
+    assert truncate_longest_first([1, 2, 3], [4, 5, 6], 5) == ([1, 2, 3], [4, 5])
+    assert truncate_longest_first([1], [2], 5) == ([1], [2])  # nothing to cut
+
+
+def test_a_pair_is_cls_a_sep_b_sep_with_segments_and_padding() -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from dmx.data.labelled import collate, encode_pairs
+    from dmx.data.tokenizer import CLS_ID, PAD_ID, SEP_ID
+
+    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
+    vocab |= {w: 5 + i for i, w in enumerate("a b c d e f g h".split())}
+    assert (PAD_ID, CLS_ID, SEP_ID) == (0, 2, 3)
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    ids, types = encode_pairs(["a b", "a b c d e f"], ["c", "g h"], tokenizer, max_len=8)
+    assert ids[0].tolist() == [CLS_ID, 5, 6, SEP_ID, 7, SEP_ID, PAD_ID, PAD_ID]
+    assert types[0].tolist() == [0, 0, 0, 0, 1, 1, 0, 0]
+    # 6 + 2 words into a budget of 8 - 3: the first sentence (longer) gives up its tail
+    assert ids[1].tolist() == [CLS_ID, 5, 6, 7, SEP_ID, 11, 12, SEP_ID]
+    assert types[1].tolist() == [0, 0, 0, 0, 0, 1, 1, 1]
+    batch = collate([{"input_ids": ids[0], "token_types": types[0], "label": torch.tensor(1.5)}])
+    assert batch["input_ids"].shape == batch["token_types"].shape == (1, 6)  # cut to its length
+    assert batch["label"].dtype == torch.float32
+
+
+def test_segments_start_at_zero_so_the_pretrained_encoder_computes_what_it_did() -> None:
+    from dmx.model import EncoderShape, MaskedLM
+
+    torch.manual_seed(0)
+    model = MaskedLM(EncoderShape(64, 1, 16, 2, 32, 16, dropout=0.0)).eval()
+    twin = MaskedLM(EncoderShape(64, 1, 16, 2, 32, 16, dropout=0.0)).eval()
+    ids = torch.randint(5, 64, (2, 10))
+    types = torch.tensor([[0] * 4 + [1] * 6, [0] * 10])
+    before, _ = model.encode(ids)
+    generator = torch.get_rng_state()
+    model.add_segments()
+    assert torch.equal(torch.get_rng_state(), generator)  # draws nothing
+    assert model.segment is not None and not model.segment.weight.any()
+    assert torch.equal(model.encode(ids, token_types=types)[0], before)
+    with torch.no_grad():
+        model.segment.weight[1] += 0.5
+    after, _ = model.encode(ids, token_types=types)
+    assert torch.equal(after[1], before[1]) and not torch.equal(after[0], before[0])
+    with pytest.raises(ValueError, match="token_types given before add_segments"):
+        twin.encode(ids, token_types=types)

@@ -286,16 +286,59 @@ def encode(texts: Sequence[str], tokenizer: Tokenizer, seq_len: int) -> torch.Te
     return out
 
 
+def encode_pairs(
+    texts: Sequence[str], pairs: Sequence[str], tokenizer: Tokenizer, max_len: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[CLS] a [SEP] b [SEP]`` per pair, with its segments (0 up to the first [SEP], 1
+    after), padded with [PAD] to ``max_len``: two (len(texts), max_len) int64 tensors.
+
+    Too long a pair is cut longest first, one token at a time from the end of the longer
+    sentence (the second on a tie), as BERT's and HuggingFace's ``longest_first`` do, so a
+    short premise keeps all its words while a long one gives up its tail.
+    """
+    ids = torch.full((len(texts), max_len), PAD_ID, dtype=torch.int64)
+    types = torch.zeros((len(texts), max_len), dtype=torch.int64)
+    a_all = tokenizer.encode_batch(list(texts), add_special_tokens=False)
+    b_all = tokenizer.encode_batch(list(pairs), add_special_tokens=False)
+    for i, (a_enc, b_enc) in enumerate(zip(a_all, b_all, strict=True)):
+        a, b = truncate_longest_first(a_enc.ids, b_enc.ids, max_len - 3)
+        row = [CLS_ID, *a, SEP_ID, *b, SEP_ID]
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.int64)
+        types[i, len(a) + 2 : len(row)] = 1
+    return ids, types
+
+
+def truncate_longest_first(a: list[int], b: list[int], budget: int) -> tuple[list[int], list[int]]:
+    """``a`` and ``b`` cut to ``budget`` tokens together, from the end of the longer one
+    (``b`` on a tie)."""
+    n_a, n_b = len(a), len(b)
+    while n_a + n_b > budget:
+        if n_a > n_b:
+            n_a -= 1
+        else:
+            n_b -= 1
+    return a[:n_a], b[:n_b]
+
+
 class LabelledSequences(Dataset):
-    def __init__(self, input_ids: torch.Tensor, labels: Sequence[int]) -> None:
-        self.input_ids = input_ids
-        self.labels = torch.as_tensor(list(labels), dtype=torch.int64)
+    def __init__(
+        self,
+        input_ids: torch.Tensor,
+        labels: Sequence[int] | Sequence[float],
+        token_types: torch.Tensor | None = None,
+    ) -> None:
+        self.input_ids, self.token_types = input_ids, token_types
+        floats = any(isinstance(label, float) for label in labels)
+        self.labels = torch.as_tensor(list(labels), dtype=torch.float32 if floats else torch.int64)
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.input_ids[i], "label": self.labels[i]}
+        item = {"input_ids": self.input_ids[i], "label": self.labels[i]}
+        if self.token_types is not None:
+            item["token_types"] = self.token_types[i]
+        return item
 
 
 def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -306,11 +349,14 @@ def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     input_ids = torch.stack([item["input_ids"] for item in items])
     padding = input_ids != PAD_ID
     length = max(1, int(padding.sum(dim=1).max()))
-    return {
+    batch = {
         "input_ids": input_ids[:, :length],
         "attention_mask": padding[:, :length],
         "label": torch.stack([item["label"] for item in items]),
     }
+    if "token_types" in items[0]:
+        batch["token_types"] = torch.stack([item["token_types"] for item in items])[:, :length]
+    return batch
 
 
 class LabelledDataModule(L.LightningDataModule):
