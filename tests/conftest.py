@@ -6,6 +6,8 @@ The helpers the test files share (the shrunk config, in-process training, the in
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,8 +19,9 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def offline_env(monkeypatch: pytest.MonkeyPatch, cache_dir: Path, tmp_path: Path) -> None:
-    """No test reaches a network or the user's own caches and credentials."""
+def offline_env(monkeypatch: pytest.MonkeyPatch, cache_dir: Path, tmp_path: Path) -> Iterator[None]:
+    """No test reaches a network or the user's own caches and credentials, and each test's
+    W&B writes into its own folder."""
     monkeypatch.setenv("DMX_CACHE_DIR", str(cache_dir))
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -27,3 +30,8 @@ def offline_env(monkeypatch: pytest.MonkeyPatch, cache_dir: Path, tmp_path: Path
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    yield
+    if "wandb" in sys.modules:
+        # W&B keeps its settings (WANDB_DIR among them) in a process-wide singleton: without
+        # a teardown, a later test's run lands in an earlier test's folder.
+        sys.modules["wandb"].teardown()

@@ -140,6 +140,7 @@ def text_corpus(path: Path) -> list[str]:
     return ["data=text", f"data.path={path}", "data.val_frac=0.2", "data.batch_size=2"]
 
 
+@pytest.mark.slow
 def test_a_png_as_the_corpus_fails_the_run_with_one_line(tmp_path: Path) -> None:
     png = tmp_path / "corpus.txt"
     png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
@@ -368,6 +369,7 @@ def test_a_sweep_hydra_cannot_enumerate_is_one_line() -> None:
     )
 
 
+@pytest.mark.slow
 def test_glob_over_a_config_group_lists_its_choices() -> None:
     # Checked run by run: mask=span first, each other choice once.
     assert check_overrides(["mask=glob(s*)"], multirun=True) == ["mask=span"]

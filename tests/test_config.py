@@ -192,6 +192,7 @@ def test_run_folder_names_stay_short_unique_and_flat() -> None:
     assert run_folder_name(long_a) != run_folder_name(long_b)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
 def test_asking_for_a_missing_gpu_is_a_user_error() -> None:
     with pytest.raises(UserError, match="no CUDA GPU is visible; use impl.accelerator=auto"):

@@ -531,6 +531,7 @@ def test_parquet_without_the_column_lists_the_columns(tmp_path: Path) -> None:
 # --- speed --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_preprocessing_rate_on_a_100k_token_corpus(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -134,6 +134,7 @@ RECORDED = {
 }
 
 
+@pytest.mark.slow
 def test_the_embedded_corpus_rows_are_the_recorded_ones(tmp_path: Path) -> None:
     for (seq_len, n_docs, val_docs, vocab), expected in RECORDED.items():
         cfg = DataConfig(seq_len=seq_len, n_docs=n_docs, val_docs=val_docs, vocab_size=vocab)

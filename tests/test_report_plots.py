@@ -123,6 +123,7 @@ def figures(monkeypatch: pytest.MonkeyPatch) -> Drawn:
     return drawn
 
 
+@pytest.mark.slow
 def test_both_pngs_are_written_at_their_size(sweep: Path, tmp_path: Path) -> None:
     out = tmp_path / "figures" / "new"  # made, parents too
     rows = rep.load(sweep, baseline="mask=static")
@@ -165,6 +166,7 @@ def test_the_loss_plot_draws_each_groups_mean_and_band(
     assert (band[1][40][0], band[1][40][-1]) == pytest.approx((3.4, 5.4))
 
 
+@pytest.mark.slow
 def test_the_metrics_plot_bars_are_the_group_means_with_each_seed(
     sweep: Path, tmp_path: Path, figures: Drawn
 ) -> None:
@@ -381,6 +383,7 @@ def test_adaptive_rates_png_averages_the_seeds_tables(sweep: Path, tmp_path: Pat
     assert png_size(out / "adaptive_rates.png") == PIXELS
 
 
+@pytest.mark.slow
 def test_no_adaptive_run_no_adaptive_png(sweep: Path, tmp_path: Path) -> None:
     rep.write_plots(rep.load(sweep), tmp_path / "figures", "sweep")
     assert not (tmp_path / "figures" / "adaptive_rates.png").exists()
