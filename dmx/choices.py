@@ -29,7 +29,7 @@ ATTENTION_PATTERNS = (
 # data and fine-tuning.
 DATA_SOURCES = ("embedded", "text", "hf")
 DOC_SPLITS = ("blank_line", "line")
-FINETUNE_TASKS = ("none", "tsv", "hf", "embedded")
+FINETUNE_TASKS = ("none", "tsv", "hf", "embedded", "glue")
 POOLINGS = ("cls", "mean")
 
 # impl: how a run runs. PRECISIONS are Lightning's names; BENCH_PRECISIONS are dmx bench's

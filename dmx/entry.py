@@ -57,6 +57,9 @@ def closing_line(summary: dict[str, Any], run_dir: Path) -> str:
             f"; {summary['finetune_task']}: dev acc {figure('finetune_acc', '.1%')}, "
             f"macro-F1 {figure('finetune_f1', '.3f')}"
         )
+    if "glue_score" in summary:
+        tasks = summary.get("glue_tasks") or []
+        finetuned = f"; GLUE score {figure('glue_score', '.3f')} over {', '.join(tasks)}"
     return (
         f"done: {summary.get('mask_strategy', '?')}, {pretraining}{finetuned}; "
         f"run folder: {run_dir}"

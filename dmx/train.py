@@ -27,7 +27,7 @@ from dmx.config import Config
 from dmx.data.datamodule import MLMDataModule
 from dmx.data.labelled import LabelledDataModule
 from dmx.errors import UserError
-from dmx.finetune import finetune, labelled_data
+from dmx.finetune import finetune_all, labelled_data
 from dmx.model import EncoderShape, MaskedLM
 from dmx.resume import Checkpoint, clear_run, previous_run, read_json_field
 from dmx.runs import (
@@ -99,8 +99,8 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
             pretrain(config, data, model, folder, logger, run_dir, previous)
         else:
             log.info("trainer.max_epochs=0: no pretraining; the encoder keeps its initialisation")
-        if labelled is not None:
-            scores, facts = finetune(config, model, labelled, run_dir)
+        if labelled:
+            scores, facts = finetune_all(config, model, labelled, run_dir)
             # Without pretraining no fit has recorded where and how the run computed.
             folder.write_summary(**{k: v for k, v in facts.items() if k not in folder.summary})
             folder.write_summary(**scores)
@@ -140,7 +140,7 @@ def _open_folder(
 
 def _prepare_data(
     config: Config, folder: RunFolder
-) -> tuple[MLMDataModule, LabelledDataModule | None]:
+) -> tuple[MLMDataModule, list[LabelledDataModule]]:
     """The pretraining data, set up, and the fine-tuning task, read and checked: both before
     any training, so a bad file costs seconds."""
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -164,7 +164,7 @@ def _prepare_data(
         corpus_fingerprint=data.corpus.fingerprint,
     )
     log.info("corpus: %s", data.corpus.stats)
-    labelled = labelled_data(config, data) if config.finetune.name != "none" else None
+    labelled = labelled_data(config, data) if config.finetune.name != "none" else []
     copies = config.mask.copies
     if copies is not None and copies >= config.trainer.max_epochs > 1:
         log.warning(

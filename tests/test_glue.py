@@ -267,3 +267,136 @@ def test_segments_start_at_zero_so_the_pretrained_encoder_computes_what_it_did()
     assert torch.equal(after[1], before[1]) and not torch.equal(after[0], before[0])
     with pytest.raises(ValueError, match="token_types given before add_segments"):
         twin.encode(ids, token_types=types)
+
+
+# --- fine-tuning on GLUE's tasks ---------------------------------------------------------------
+
+WORDS = "the a goat cow farmer baker bread milk eats bakes sells sees".split()
+
+
+def glue_folder(root: Path, n_train: int = 24, n_dev: int = 10) -> Path:
+    """A small GLUE folder in the real layouts: CoLA (no header), STS-B (float scores,
+    pairs), MNLI (both dev files), RTE (string labels, pairs)."""
+    import random
+
+    rng = random.Random(0)
+
+    def sentence() -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 8))) + " ."
+
+    def rows(n: int, make) -> list[str]:  # type: ignore[no-untyped-def]
+        return [make(i) for i in range(n)]
+
+    stsb = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"
+    mnli = (
+        "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
+        "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label"
+    )
+    nli = ("contradiction", "entailment", "neutral")
+    for split, n in (("train", n_train), ("dev", n_dev)):
+        write(
+            root / "CoLA" / f"{split}.tsv",
+            rows(n, lambda i: f"gj04\t{i % 2}\t{'*' if i % 2 == 0 else ''}\t{sentence()}"),
+        )
+        write(
+            root / "STS-B" / f"{split}.tsv",
+            [
+                stsb,
+                *rows(
+                    n, lambda i: f"{i}\tx\tx\tx\t{i}\tn\tn\t{sentence()}\t{sentence()}\t{i % 6}.000"
+                ),
+            ],
+        )
+        write(
+            root / "RTE" / f"{split}.tsv",
+            [
+                "index\tsentence1\tsentence2\tlabel",
+                *rows(
+                    n,
+                    lambda i: (
+                        f"{i}\t{sentence()}\t{sentence()}\t"
+                        f"{('entailment', 'not_entailment')[i % 2]}"
+                    ),
+                ),
+            ],
+        )
+    mnli_files = {"train.tsv": n_train, "dev_matched.tsv": n_dev, "dev_mismatched.tsv": n_dev}
+    for name, n in mnli_files.items():
+        write(
+            root / "MNLI" / name,
+            [
+                mnli,
+                *rows(
+                    n,
+                    lambda i: (
+                        f"{i}\t1\t1n\tg\t(a)\t(b)\t(a)\t(b)\t{sentence()}\t"
+                        f"{sentence()}\t{nli[i % 3]}\t{nli[i % 3]}"
+                    ),
+                ),
+            ],
+        )
+    return root
+
+
+@pytest.mark.slow
+def test_a_run_fine_tunes_every_glue_task_and_records_its_metrics_and_the_score(
+    tmp_path: Path,
+) -> None:
+    from helpers import train_run
+
+    folder = glue_folder(tmp_path / "glue")
+    summary = train_run(
+        tmp_path / "run",
+        "finetune=glue",
+        f"finetune.glue_dir={folder}",
+        "finetune.max_len=32",
+        "finetune.epochs=2",
+        "finetune.batch_size=8",
+        "trainer.max_epochs=1",
+    )
+    assert summary["status"] == "done"
+    assert summary["glue_tasks"] == ["CoLA", "STS-B", "MNLI", "RTE"]  # GLUE's order
+    for key in (
+        "glue_cola_mcc",
+        "glue_stsb_pearson",
+        "glue_stsb_spearman",
+        "glue_mnli_acc",
+        "glue_mnli_mm_acc",
+        "glue_rte_acc",
+    ):
+        assert math.isfinite(summary[key]), key
+    for key in ("cola", "stsb", "mnli", "rte"):  # 24 examples in batches of 8, 2 epochs
+        assert summary[f"glue_{key}_steps"] == 6
+    mnli = summary["glue_mnli_acc"] * 10  # a share of 10 dev examples
+    assert 0 <= mnli <= 10 and mnli == pytest.approx(round(mnli))
+    expected = (
+        summary["glue_cola_mcc"]
+        + (summary["glue_stsb_pearson"] + summary["glue_stsb_spearman"]) / 2
+        + summary["glue_mnli_acc"]
+        + summary["glue_rte_acc"]
+    ) / 4
+    assert summary["glue_score"] == pytest.approx(expected)
+
+
+@pytest.mark.slow
+def test_a_chosen_subset_is_read_and_a_bad_task_folder_stops_before_pretraining(
+    tmp_path: Path,
+) -> None:
+    from helpers import train_run
+
+    folder = glue_folder(tmp_path / "glue")
+    (folder / "RTE" / "dev.tsv").unlink()
+    with pytest.raises(UserError) as err:
+        train_run(tmp_path / "run", "finetune=glue", f"finetune.glue_dir={folder}")
+    assert str(err.value).startswith(f"finetune.glue_dir: RTE needs {folder / 'RTE' / 'dev.tsv'}")
+    assert not (tmp_path / "run" / "checkpoints").exists()  # nothing was pretrained
+    summary = train_run(
+        tmp_path / "run2",
+        "finetune=glue",
+        f"finetune.glue_dir={folder}",
+        "finetune.tasks=[cola]",
+        "finetune.max_len=32",
+        "trainer.max_epochs=1",
+    )
+    assert summary["glue_tasks"] == ["CoLA"]
+    assert summary["glue_score"] == summary["glue_cola_mcc"]

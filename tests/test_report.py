@@ -818,3 +818,39 @@ def test_the_attention_pattern_is_labelled_like_its_group(tmp_path: Path) -> Non
     rows = rep.summarize(rep.collect(tmp_path))
     assert [r.short_label for r in rows] == ["attention=full", "attention=window"]
     assert [r.label for r in rows] == ["attention.pattern=full", "attention.pattern=window"]
+
+
+def test_glue_figures_are_columns_with_statistics_and_a_paired_p_value(tmp_path: Path) -> None:
+    """A static-vs-dynamic sweep of finetune=glue runs: glue_score and each task's figures
+    reported with mean, CI and, against the static baseline, a paired p-value."""
+    root = tmp_path / "glue"
+    for copies in (1, None):
+        for seed in range(3):
+            gain = 0.0 if copies == 1 else 0.05 + 0.01 * seed  # dynamic ahead at every seed
+            write_run(
+                root / f"{strategy(copies)}-{seed}",
+                new_config(seed, copies),
+                mask_strategy=strategy(copies),
+                **done_metrics(3.0),
+                glue_cola_mcc=0.20 + 0.02 * seed + gain,
+                glue_rte_acc=0.55 + gain,
+                glue_score=0.375 + 0.01 * seed + gain,
+                glue_tasks=["CoLA", "RTE"],
+            )
+    rows = json.loads(rep.render(rep.load(root, baseline=["mask.copies=1"]), "json"))
+    dynamic = next(r for r in rows if r["group"]["mask.copies"] is None)
+    assert dynamic["glue_score"]["mean"] == pytest.approx(0.385 + 0.06)
+    assert dynamic["glue_cola_mcc"]["n"] == 3 and dynamic["glue_cola_mcc"]["ci95"] is not None
+    # paired by seed: differences 0.05, 0.06, 0.07 -> t = 0.06 / (0.01 / sqrt 3)
+    assert dynamic["glue_score"]["delta"] == pytest.approx(0.06)
+    t = 0.06 / (0.01 / math.sqrt(3))
+    assert dynamic["glue_score"]["p"] == pytest.approx(2 * stats_t_sf(t, 2))
+    table = rep.render(rep.load(root), "md")
+    assert "GLUE score" in table and "CoLA mcc" in table and "RTE acc" in table
+    assert "SST-2 acc" not in table  # a task no run recorded has no column
+
+
+def stats_t_sf(t: float, df: int) -> float:
+    from scipy import stats
+
+    return float(stats.t.sf(t, df))

@@ -219,6 +219,23 @@ def test_closing_line_adds_the_downstream_scores_and_says_when_pretraining_was_s
     )
 
 
+def test_closing_line_gives_the_glue_score_and_its_tasks() -> None:
+    summary = {
+        "mask_strategy": "dynamic",
+        "final_val_loss": 5.61,
+        "best_val_loss": 5.6,
+        "best_val_epoch": 3,
+        "final_val_acc": 0.14,
+        "tokens_per_s": 1000.0,
+        "glue_score": 0.4567,
+        "glue_tasks": ["CoLA", "RTE"],
+    }
+    assert _closing_line(summary, Path("runs/g")) == (
+        "done: dynamic, val loss 5.610 (best 5.600 at epoch 3), val acc 14.0%, 1,000 tokens/s; "
+        "GLUE score 0.457 over CoLA, RTE; run folder: runs/g"
+    )
+
+
 def test_train_is_importable_without_hydra_running(tmp_path: Path) -> None:
     """``train`` needs a checked Config and a folder, nothing of Hydra's runtime."""
     summary = train(make_config("trainer.max_steps=1"), tmp_path / "direct")

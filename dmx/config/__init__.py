@@ -52,6 +52,11 @@ class Config:
             f"({self.model.max_seq_len}); lower data.seq_len or pick a larger model",
         )
         check(
+            (self.finetune.max_len or self.data.seq_len) <= self.model.max_seq_len,
+            f"finetune.max_len ({self.finetune.max_len}) exceeds model.max_seq_len "
+            f"({self.model.max_seq_len}); lower finetune.max_len or pick a larger model",
+        )
+        check(
             self.trainer.max_epochs > 0 or self.finetune.name != "none",
             "trainer.max_epochs=0 skips pretraining, which leaves nothing to do without a "
             "downstream task; add finetune=embedded (or tsv, hf), or train for some epochs",

@@ -82,8 +82,16 @@ class FinetuneConfig:
     """A labelled task the pretrained encoder is fine-tuned and scored on, in the same run."""
 
     # none | tsv (your files) | hf (a hub dataset, e.g. glue/sst2) | embedded (topics of the
-    # embedded corpus' documents, so the offline default has a downstream number too).
+    # embedded corpus' documents, so the offline default has a downstream number too) |
+    # glue (GLUE's tasks, from the files its download script leaves).
     name: str = "none"
+    # glue: DIR/<TASK>/train.tsv and dev.tsv as GLUE's download script lays them out, and the
+    # tasks to fine-tune on (CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI); null:
+    # every task found in the folder.
+    glue_dir: str | None = None
+    tasks: list[str] | None = None
+    # Tokens per example, pairs included ([CLS] a [SEP] b [SEP]); null: data.seq_len.
+    max_len: int | None = None
     # tsv: GLUE's layout, a header row; labels as strings or integers, any number of classes.
     train_path: str | None = None
     dev_path: str | None = None
@@ -121,6 +129,15 @@ class FinetuneConfig:
             self.name != "hf" or bool(self.hf_name),
             "finetune=hf needs finetune.hf_name=... (e.g. finetune.hf_name=glue "
             "finetune.hf_config=sst2)",
+        )
+        check(
+            self.name != "glue" or bool(self.glue_dir),
+            "finetune=glue needs finetune.glue_dir=DIR, the folder GLUE's download script "
+            "leaves (DIR/CoLA/train.tsv, DIR/MRPC/dev.tsv, ...)",
+        )
+        check(
+            self.max_len is None or self.max_len >= 8,
+            f"finetune.max_len must be >= 8 (or null for data.seq_len), got {self.max_len}",
         )
         check(self.lr > 0, f"finetune.lr must be > 0, got {self.lr}")
         check(self.epochs >= 1, f"finetune.epochs must be >= 1, got {self.epochs}")

@@ -22,6 +22,7 @@ classifier reads the first position the way the encoder saw it in pretraining.
 from __future__ import annotations
 
 import csv
+import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,8 +36,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from dmx.config import FinetuneConfig
 from dmx.data.embedded import generate_labelled_documents
+from dmx.data.glue import TASKS as GLUE_TASKS
+from dmx.data.glue import Examples, GlueTask, read_split, task_named
 from dmx.data.tokenizer import CLS_ID, PAD_ID, SEP_ID
 from dmx.errors import UserError, exception_line
+
+log = logging.getLogger("dmx")
 
 # The embedded task's documents come from seed TASK_SEED_OFFSET + data.corpus_seed: never
 # the pretraining documents (those use corpus_seed itself), and the same task for every run
@@ -55,12 +60,88 @@ class LabelledTask:
     train_labels: list[int]
     dev_texts: list[str]
     dev_labels: list[int]
-    # The original labels, in id order: classes[i] is what id i stands for.
+    # The original labels, in id order: classes[i] is what id i stands for (none for a
+    # regression task: STS-B's scores).
     classes: tuple[str, ...]
+    # Sentence-pair tasks: each example's second sentence.
+    train_pairs: list[str] | None = None
+    dev_pairs: list[str] | None = None
+    # A GLUE task: its metrics and whether it is a regression (STS-B).
+    glue: GlueTask | None = None
+    # Further dev splits, scored like dev after every epoch: MNLI's mismatched one.
+    more_dev: tuple[tuple[str, Examples], ...] = ()
 
     @property
     def n_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def regression(self) -> bool:
+        return self.glue is not None and self.glue.is_regression
+
+    @property
+    def n_outputs(self) -> int:
+        """The classifier's outputs: one score for a regression, one logit per class."""
+        return 1 if self.regression else self.n_classes
+
+
+def load_tasks(cfg: FinetuneConfig, corpus_seed: int = 0) -> list[LabelledTask]:
+    """Every task ``finetune`` names, read and checked: GLUE's, or the one task of tsv, hf
+    or embedded."""
+    if cfg.name == "glue":
+        assert cfg.glue_dir  # FinetuneConfig checks this
+        return glue_tasks(Path(cfg.glue_dir), cfg.tasks)
+    return [load_task(cfg, corpus_seed)]
+
+
+def glue_tasks(folder: Path, names: Sequence[str] | None = None) -> list[LabelledTask]:
+    """GLUE's tasks from ``folder`` as its download script lays it out: ``names`` (GLUE's
+    spelling, case and hyphens forgiven), or every task whose folder is there."""
+    if not folder.is_dir():
+        raise UserError(
+            f"finetune.glue_dir: no such folder {folder}; give the folder GLUE's download "
+            "script leaves (it holds CoLA/, SST-2/, MRPC/, ...)"
+        )
+    if names:
+        specs = [task_named(name) for name in names]
+    else:
+        specs = [spec for spec in GLUE_TASKS.values() if (folder / spec.name).is_dir()]
+        if not specs:
+            raise UserError(
+                f"finetune.glue_dir: {folder} holds no GLUE task folder (CoLA, SST-2, MRPC, "
+                "STS-B, QQP, MNLI, QNLI, RTE, WNLI); give the folder GLUE's download script leaves"
+            )
+    return [glue_task(spec, folder) for spec in specs]
+
+
+def glue_task(spec: GlueTask, folder: Path) -> LabelledTask:
+    """One GLUE task: its train split, its dev split, and MNLI's mismatched dev split when its
+    file is there."""
+    train = read_split(spec, folder / spec.name / "train.tsv")
+    (_, dev_file), *others = spec.dev_files
+    dev = read_split(spec, folder / spec.name / dev_file)
+    more = tuple(
+        (split, read_split(spec, folder / spec.name / name))
+        for split, name in others
+        if (folder / spec.name / name).is_file()
+    )
+    for split, examples in (("train", train), ("dev", dev), *more):
+        if examples.skipped:
+            log.warning(
+                "%s %s: skipped %d rows with missing fields", spec.name, split, examples.skipped
+            )
+    return LabelledTask(
+        name=spec.name,
+        train_texts=train.texts,
+        train_labels=list(train.labels),  # type: ignore[arg-type]
+        dev_texts=dev.texts,
+        dev_labels=list(dev.labels),  # type: ignore[arg-type]
+        classes=spec.classes or (),
+        train_pairs=train.pairs,
+        dev_pairs=dev.pairs,
+        glue=spec,
+        more_dev=more,
+    )
 
 
 def load_task(cfg: FinetuneConfig, corpus_seed: int = 0) -> LabelledTask:
@@ -359,6 +440,20 @@ def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return batch
 
 
+def sequences(
+    texts: Sequence[str],
+    pairs: Sequence[str] | None,
+    labels: Sequence[int] | Sequence[float],
+    tokenizer: Tokenizer,
+    max_len: int,
+) -> LabelledSequences:
+    """A split's examples, encoded as single sentences or as pairs with their segments."""
+    if pairs is None:
+        return LabelledSequences(encode(texts, tokenizer, max_len), labels)
+    ids, types = encode_pairs(texts, pairs, tokenizer, max_len)
+    return LabelledSequences(ids, labels, types)
+
+
 class LabelledDataModule(L.LightningDataModule):
     """A task's train split (shuffled by a generator seeded from ``seed``) and dev split."""
 
@@ -374,19 +469,27 @@ class LabelledDataModule(L.LightningDataModule):
         super().__init__()
         self.task, self.batch_size, self.seed = task, batch_size, seed
         self.num_workers = num_workers
-        self.train_data = LabelledSequences(
-            encode(task.train_texts, tokenizer, seq_len), task.train_labels
+        self.train_data = sequences(
+            task.train_texts, task.train_pairs, task.train_labels, tokenizer, seq_len
         )
-        self.dev_data = LabelledSequences(
-            encode(task.dev_texts, tokenizer, seq_len), task.dev_labels
-        )
+        dev = sequences(task.dev_texts, task.dev_pairs, task.dev_labels, tokenizer, seq_len)
+        # dev first: its score is the task's; MNLI's mismatched split follows
+        self.dev_data = [dev] + [
+            sequences(ex.texts, ex.pairs, ex.labels, tokenizer, seq_len) for _, ex in task.more_dev
+        ]
+
+    @property
+    def dev_names(self) -> tuple[str, ...]:
+        """The dev splits, in the order of the validation loaders."""
+        return ("dev", *(name for name, _ in self.task.more_dev))
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
         return self._loader(self.train_data, shuffle=True, generator=generator)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.dev_data, shuffle=False, generator=None)
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        loaders = [self._loader(data, shuffle=False, generator=None) for data in self.dev_data]
+        return loaders[0] if len(loaders) == 1 else loaders
 
     def _loader(self, data: Dataset, shuffle: bool, generator: Any) -> DataLoader:
         return DataLoader(
@@ -409,10 +512,16 @@ __all__ = [
     "collate",
     "embedded_task",
     "encode",
+    "encode_pairs",
+    "truncate_longest_first",
     "first_sentences",
     "hf_task",
     "label_order",
+    "glue_task",
+    "glue_tasks",
     "load_task",
+    "load_tasks",
     "make_task",
     "read_tsv",
+    "sequences",
 ]

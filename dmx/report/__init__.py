@@ -54,6 +54,7 @@ from dmx.report.render import FORMATS, check_format, render, to_csv, to_json, to
 from dmx.report.stats import (
     DIAGNOSTICS,
     FINETUNE,
+    GLUE,
     METRICS,
     Comparison,
     Metric,
@@ -73,6 +74,7 @@ __all__ = [
     "ALL_LABEL",
     "DIAGNOSTICS",
     "FINETUNE",
+    "GLUE",
     "FORMATS",
     "IGNORED_KEYS",
     "IMPL_PREFIX",
@@ -128,7 +130,9 @@ def load(
     seed by seed. Fine-tuning results join the columns when some run recorded them.
     """
     ignored = [k for k in IGNORED_KEYS if k != "seed"] if per_seed else IGNORED_KEYS
-    rows = summarize(collect(Path(root)), ignored=ignored, optional=(*FINETUNE, *DIAGNOSTICS))
+    rows = summarize(
+        collect(Path(root)), ignored=ignored, optional=(*FINETUNE, *GLUE, *DIAGNOSTICS)
+    )
     if baseline:
         compare_to(rows, baseline)
     return rows

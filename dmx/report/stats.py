@@ -10,6 +10,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dmx.data.glue import TASKS as GLUE_TASKS
 from dmx.report.groups import sort_key
 
 
@@ -60,15 +61,36 @@ FINETUNE: tuple[Metric, ...] = (
     Metric("finetune_recall", "finetune recall", ".3f"),
 )
 
+# GLUE (finetune=glue): the score, then each task's figures in GLUE's order, shown and
+# compared when some run recorded them.
+_GLUE_FORMATS = {"acc": ".2%", "f1": ".3f", "mcc": ".3f", "pearson": ".3f", "spearman": ".3f"}
+
+
+def _glue_metrics() -> tuple[Metric, ...]:
+    """glue_score, then glue_<task>_<metric> per task (MNLI's mismatched dev split as
+    glue_mnli_mm_acc), as dmx.finetune names them in metrics.json."""
+    metrics = [Metric("glue_score", "GLUE score", ".3f")]
+    for task in GLUE_TASKS.values():
+        for split, _ in task.dev_files:
+            extra = split.removeprefix("dev").lstrip("_")  # "" for dev, "mm" for dev_mm
+            for name in task.metrics:
+                key = "_".join(p for p in ("glue", task.key, extra, name) if p)
+                label = f"{task.name}{'-' + extra if extra else ''} {name}"
+                metrics.append(Metric(key, label, _GLUE_FORMATS[name]))
+    return tuple(metrics)
+
+
+GLUE = _glue_metrics()
+
 # The metrics a baseline comparison tests: what the experiment measures. Speed and the mask
 # diagnostics differ by construction (a static mask is cheaper, K copies give K masks), so a
 # p-value on them would only restate the setup.
 RESULT_KEYS: tuple[str, ...] = ("final_val_loss", "best_val_loss", "final_val_acc")
-FINETUNE_PREFIX = "finetune_"
+FINETUNE_PREFIXES = ("finetune_", "glue_")
 
 
 def is_result(metric: Metric) -> bool:
-    return metric.key in RESULT_KEYS or metric.key.startswith(FINETUNE_PREFIX)
+    return metric.key in RESULT_KEYS or metric.key.startswith(FINETUNE_PREFIXES)
 
 
 @dataclass(frozen=True)

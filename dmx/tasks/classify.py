@@ -18,7 +18,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.aggregation import MeanMetric, SumMetric
+from torchmetrics.aggregation import CatMetric, MeanMetric, SumMetric
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassF1Score,
@@ -27,9 +27,11 @@ from torchmetrics.classification import (
 )
 
 from dmx.config import AttentionConfig, FinetuneConfig, OptimConfig
+from dmx.data.glue import GlueTask
 from dmx.masking.attention_masks import EVAL_STEP, AttentionPattern, combine, gate_penalty
 from dmx.model import MaskedLM
 from dmx.optim import build_optimizer, lr_lambda
+from dmx.tasks.scores import metric as score
 
 log = logging.getLogger("dmx")
 
@@ -76,6 +78,9 @@ class ClassifierModule(L.LightningModule):
         cfg: FinetuneConfig,
         attention: AttentionConfig | None = None,
         seed: int = 0,
+        *,
+        glue: GlueTask | None = None,
+        dev_names: tuple[str, ...] = ("dev",),
     ) -> None:
         super().__init__()
         self.encoder, self.cfg = encoder, cfg
@@ -90,7 +95,11 @@ class ClassifierModule(L.LightningModule):
         encoder.head_transform.requires_grad_(False)
         encoder.head_bias.requires_grad_(False)
         self.dropout = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(encoder.shape.d_model, n_classes)
+        # A GLUE task is scored by GLUE's metrics on every dev split; STS-B is a regression
+        # (one output, squared error), every other task a classification.
+        self.glue, self.dev_names = glue, dev_names
+        self.regression = glue is not None and glue.is_regression
+        self.head = nn.Linear(encoder.shape.d_model, 1 if self.regression else n_classes)
         nn.init.normal_(self.head.weight, mean=0.0, std=0.02)  # as the encoder's own Linears
         nn.init.zeros_(self.head.bias)
         self.n_classes = n_classes
@@ -103,24 +112,43 @@ class ClassifierModule(L.LightningModule):
                 "precision": MulticlassPrecision(n_classes, average="macro"),
                 "recall": MulticlassRecall(n_classes, average="macro"),
             }
+            if glue is None
+            else {}  # a GLUE task is scored by GLUE's own metrics, below
         )
+        # GLUE's metrics are computed over a whole split's predictions (correlations do not
+        # average over batches): every prediction and label of each dev split is kept.
+        self.dev_predictions = nn.ModuleList(CatMetric() for _ in dev_names)
+        self.dev_gold = nn.ModuleList(CatMetric() for _ in dev_names)
         self.dev_loss_sum, self.dev_count = SumMetric(), SumMetric()
         self.train_loss = MeanMetric()
         self.scores: dict[str, float] = {}  # the latest dev scores, by DEV_METRICS name
 
     def forward(
-        self, input_ids: torch.Tensor, padding: torch.Tensor, step: int = EVAL_STEP
+        self,
+        input_ids: torch.Tensor,
+        padding: torch.Tensor,
+        step: int = EVAL_STEP,
+        token_types: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (batch, n_classes) under the pattern of ``step``, and the mean learned key
-        weight (learned_gate only)."""
+        """Logits (batch, n_classes), or scores (batch, 1) for a regression, under the
+        pattern of ``step``, and the mean learned key weight (learned_gate only)."""
         allowed = self.pattern.allowed(input_ids.shape[1], input_ids.device, step)
-        hidden, gate_mean = self.encoder.encode(input_ids, padding, combine(allowed, padding))
+        mask = combine(allowed, padding)
+        hidden, gate_mean = self.encoder.encode(input_ids, padding, mask, token_types)
         pooled = pool(hidden, padding, self.cfg.pooling)
         return self.head(self.dropout(pooled)), gate_mean
 
+    def loss(self, outputs: torch.Tensor, labels: torch.Tensor, reduction: str) -> torch.Tensor:
+        """Squared error of the score for a regression, cross-entropy otherwise."""
+        if self.regression:
+            return F.mse_loss(outputs.float().squeeze(-1), labels.float(), reduction=reduction)
+        return F.cross_entropy(outputs.float(), labels, reduction=reduction)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits, gate_mean = self(batch["input_ids"], batch["attention_mask"], self.global_step)
-        loss = F.cross_entropy(logits.float(), batch["label"])
+        logits, gate_mean = self(
+            batch["input_ids"], batch["attention_mask"], self.global_step, batch.get("token_types")
+        )
+        loss = self.loss(logits, batch["label"], "mean")
         if gate_mean is not None:
             loss = loss + gate_penalty(
                 gate_mean, self.attention_cfg.density, self.attention_cfg.gate_penalty
@@ -136,25 +164,57 @@ class ClassifierModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.train_loss.reset()
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        logits, _ = self(batch["input_ids"], batch["attention_mask"], EVAL_STEP)
+    def validation_step(
+        self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        outputs, _ = self(
+            batch["input_ids"], batch["attention_mask"], EVAL_STEP, batch.get("token_types")
+        )
         labels = batch["label"]
-        self.dev_loss_sum.update(F.cross_entropy(logits.float(), labels, reduction="sum"))
-        self.dev_count.update(labels.numel())
-        predictions = logits.argmax(dim=-1)
-        for metric in self.dev_metrics.values():
-            metric.update(predictions, labels)
+        if dataloader_idx == 0:  # the dev loss is the task's own dev split's
+            self.dev_loss_sum.update(self.loss(outputs, labels, "sum"))
+            self.dev_count.update(labels.numel())
+        predictions = outputs.float().squeeze(-1) if self.regression else outputs.argmax(dim=-1)
+        if self.glue is not None:
+            self.dev_predictions[dataloader_idx].update(predictions)
+            self.dev_gold[dataloader_idx].update(labels)
+        else:
+            for metric in self.dev_metrics.values():
+                metric.update(predictions, labels)
+
+    def _glue_scores(self) -> dict[str, float]:
+        """GLUE's metrics of every dev split: ``acc`` for dev, ``mm_acc`` for MNLI's
+        mismatched split (dev_mm)."""
+        assert self.glue is not None
+        scores = {}
+        for name, predicted, gold in zip(
+            self.dev_names, self.dev_predictions, self.dev_gold, strict=True
+        ):
+            prefix = "" if name == "dev" else f"{name.removeprefix('dev_')}_"
+            p, g = predicted.compute(), gold.compute()
+            n_classes = max(2, self.head.out_features)
+            for metric in self.glue.metrics:
+                scores[prefix + metric] = score(metric, p, g, n_classes)
+        return scores
 
     def on_validation_epoch_end(self) -> None:
-        scores = {name: metric.compute() for name, metric in self.dev_metrics.items()}
-        logged = {f"dev/{name}": value for name, value in scores.items()}
+        if self.glue is not None:
+            scores = self._glue_scores()
+        else:
+            scores = {name: float(metric.compute()) for name, metric in self.dev_metrics.items()}
+        logged: dict[str, Any] = {f"dev/{name}": value for name, value in scores.items()}
         logged["dev/loss"] = self.dev_loss_sum.compute() / self.dev_count.compute().clamp_min(1)
         if self.train_loss.update_called:
             logged["finetune/epoch_loss"] = self.train_loss.compute()
         self.log_dict(logged, prog_bar=True)
-        self.scores = {name: float(value) for name, value in scores.items()}
-        self.scores["loss"] = float(logged["dev/loss"])
-        for metric in (*self.dev_metrics.values(), self.dev_loss_sum, self.dev_count):
+        self.scores = {**scores, "loss": float(logged["dev/loss"])}
+        for metric in (
+            *self.dev_metrics.values(),
+            *self.dev_predictions,
+            *self.dev_gold,
+            self.dev_loss_sum,
+            self.dev_count,
+        ):
             metric.reset()
 
     def configure_optimizers(self) -> dict[str, Any]:
