@@ -421,20 +421,14 @@ def test_every_adaptive_update_reaches_wandb(
         original(self, metrics, step)
 
     monkeypatch.setattr(WandbLogger, "log_metrics", record)
-    try:
-        metrics = train_run(
-            tmp_path / "run",
-            "logger=wandb",
-            "logger.mode=offline",
-            "mask=adaptive",
-            "mask.adapt_every=7",
-        )
-    finally:
-        import wandb
-
-        # W&B keeps its settings (WANDB_DIR among them) in a process-wide singleton; later
-        # tests set their own folder and must get a fresh one.
-        wandb.teardown()
+    # conftest tears W&B's process-wide settings down after the test
+    metrics = train_run(
+        tmp_path / "run",
+        "logger=wandb",
+        "logger.mode=offline",
+        "mask=adaptive",
+        "mask.adapt_every=7",
+    )
     updates = [(step, m) for step, m in logged if "mask/adaptive_rate_std" in m]
     assert len(updates) == metrics["adaptive_updates"] == metrics["steps"] // 7
     assert [step for step, _ in updates] == [7 * k - 1 for k in range(1, len(updates) + 1)]

@@ -19,7 +19,7 @@ from torch.utils.data import default_collate
 
 from dmx.config import DataConfig, MaskConfig
 from dmx.data.corpus import Corpus, load_corpus
-from dmx.data.statistics import corpus_statistics
+from dmx.data.statistics import CorpusStatistics, corpus_statistics
 from dmx.data.tokenizer import MASK_ID, N_SPECIAL
 from dmx.errors import UserError
 from dmx.masking import TokenMasker
@@ -92,7 +92,16 @@ def bench_masking(
         label: replace(MaskConfig(), copies=None, prob=prob, unit=unit, count=count, weighting=w)
         for label, unit, count, w in STRATEGIES
     }
-    needs = {label: corpus_statistics(corpus, mask) for label, mask in configs.items()}
+    # Statistics depend on the unit and the weighting only, and PMI units and informative
+    # weights are read-only: built once per kind. An adaptive table is training state, so
+    # each adaptive strategy gets its own.
+    built: dict[tuple[str, str], CorpusStatistics] = {}
+    needs = {}
+    for label, mask in configs.items():
+        kind = (mask.unit, mask.weighting)
+        if kind not in built or mask.weighting == "adaptive":
+            built[kind] = corpus_statistics(corpus, mask)
+        needs[label] = built[kind]
     tokens = {"vocab_size": corpus.vocab_size, "mask_token_id": MASK_ID, "n_special": N_SPECIAL}
     maskers = {
         label: TokenMasker.from_config(mask, seed=0, **tokens) for label, mask in configs.items()
