@@ -36,6 +36,10 @@ METRICS_FILE = "metrics.json"
 # Adaptive masking only: the per-id rate table's summary after every update (report --plot).
 ADAPTIVE_FILE = "adaptive_rates.json"
 CHECKPOINT_DIR = "checkpoints"
+# The pretrained encoder and its tokenizer, kept once pretraining ends: every fine-tuning cell,
+# and dmx finetune later, starts from a copy of it.
+ENCODER_FILE = "encoder.pt"
+FINETUNE_DIR = "finetune"
 LAST_CHECKPOINT = "last.ckpt"
 LOCK_FILE = ".lock"
 

@@ -28,15 +28,28 @@ from dmx.data.datamodule import MLMDataModule
 from dmx.data.labelled import LabelledDataModule
 from dmx.errors import UserError
 from dmx.finetune import finetune_all, labelled_data
-from dmx.model import EncoderShape, MaskedLM
-from dmx.resume import Checkpoint, clear_run, previous_run, read_json_field
+from dmx.model import MaskedLM
+from dmx.resume import (
+    Checkpoint,
+    clear_run,
+    load_encoder,
+    new_encoder,
+    pretrained,
+    previous_run,
+    read_json_field,
+    save_encoder,
+)
 from dmx.runs import (
     CONFIG_FILE,
+    ENCODER_FILE,
     METRICS_FILE,
+    STATUS_DONE,
     RunFolderBusy,
     RunLock,
     atomic_write_text,
     is_rank_zero,
+    read_metrics,
+    write_json,
 )
 from dmx.runtime import build_trainer
 from dmx.tasks import MLMModule
@@ -73,20 +86,31 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
     if isinstance(previous, dict):  # finished: nothing to train
         log.info(
             "run folder %s holds a finished run; nothing to train (resume=false, or "
-            "dmx sweep --force, trains it again)",
+            "dmx sweep --force, trains it again; dmx finetune adds fine-tuning to it)",
             run_dir,
         )
         return previous
+    # An earlier attempt finished pretraining and kept the encoder: only fine-tuning is left.
+    encoder_kept = pretrained(config, run_dir)
     # A resumed run goes on logging into the same W&B run.
-    wandb_id = read_json_field(run_dir / METRICS_FILE, "wandb_id") if previous else None
-    folder = _open_folder(config, run_dir, previous, rank_zero)
+    resumed = previous is not None or encoder_kept
+    wandb_id = read_json_field(run_dir / METRICS_FILE, "wandb_id") if resumed else None
+    folder = _open_folder(config, run_dir, previous, rank_zero, fresh=not resumed)
     logger = None
     try:
         data, labelled = _prepare_data(config, folder)
-        # The same seed gives the same initial weights whatever the mask strategy.
-        torch.manual_seed(config.seed)
-        gate = config.attention.pattern == "learned_gate"
-        model = MaskedLM(EncoderShape.from_config(config.model, data.vocab_size, gate=gate))
+        assert data.corpus is not None
+        if encoder_kept:
+            model, _ = load_encoder(config, run_dir)
+            folder.summary = {**read_metrics(run_dir), "status": folder.summary["status"]}
+            log.info(
+                "pretraining finished in an earlier attempt: fine-tuning from %s",
+                run_dir / ENCODER_FILE,
+            )
+        else:
+            # The same seed gives the same initial weights whatever the mask strategy.
+            torch.manual_seed(config.seed)
+            model = new_encoder(config, data.vocab_size)
         if config.impl.compile:
             model.compile_blocks()
         if rank_zero:
@@ -95,10 +119,13 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
             logger = make_logger(config, run_dir, data.train_masker.strategy, run_id=wandb_id)
         if logger is not None:
             folder.write_summary(wandb_id=logger.run_id)
-        if config.trainer.max_epochs > 0:
-            pretrain(config, data, model, folder, logger, run_dir, previous)
-        else:
-            log.info("trainer.max_epochs=0: no pretraining; the encoder keeps its initialisation")
+        if not encoder_kept:
+            if config.trainer.max_epochs > 0:
+                pretrain(config, data, model, folder, logger, run_dir, previous)
+            else:
+                log.info("trainer.max_epochs=0: no pretraining; the encoder keeps its init")
+            if rank_zero:
+                save_encoder(run_dir, model, data.corpus.tokenizer)
         if labelled:
             scores, facts = finetune_all(config, model, labelled, run_dir)
             # Without pretraining no fit has recorded where and how the run computed.
@@ -115,12 +142,12 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
 
 
 def _open_folder(
-    config: Config, run_dir: Path, previous: Checkpoint | None, rank_zero: bool
+    config: Config, run_dir: Path, previous: Checkpoint | None, rank_zero: bool, fresh: bool
 ) -> RunFolder:
     """The run-folder callback, after a fresh start has cleared the old attempt's files and
     the config is recorded (rank 0 only)."""
     if rank_zero:
-        if previous is None:
+        if fresh:
             clear_run(run_dir)
         atomic_write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(config)))
     impl = config.impl
@@ -164,7 +191,8 @@ def _prepare_data(
         corpus_fingerprint=data.corpus.fingerprint,
     )
     log.info("corpus: %s", data.corpus.stats)
-    labelled = labelled_data(config, data) if config.finetune.name != "none" else []
+    tokenizer = data.corpus.tokenizer
+    labelled = labelled_data(config, tokenizer) if config.finetune.name != "none" else []
     copies = config.mask.copies
     if copies is not None and copies >= config.trainer.max_epochs > 1:
         log.warning(
@@ -205,4 +233,38 @@ def pretrain(
         trainer.validate(module, datamodule=data, verbose=False)
 
 
-__all__ = ["pretrain", "train"]
+def add_finetuning(config: Config, run_dir: Path) -> dict[str, Any]:
+    """``dmx finetune``: the protocol's cells for ``config.finetune`` on the encoder a
+    finished run kept, without pretraining again; returns the updated metrics.json.
+
+    Cells already in the folder are read, not trained again, so a rerun trains nothing and
+    a killed one resumes at the first missing cell. metrics.json keeps everything it held
+    and gains (or updates) the fine-tuning fields.
+    """
+    lock = RunLock(run_dir)
+    try:
+        lock.acquire()
+    except RunFolderBusy:
+        raise UserError(
+            f"run folder {run_dir} is in use by another dmx process; wait for it to finish"
+        ) from None
+    try:
+        metrics = read_metrics(run_dir)
+        if metrics.get("status") != STATUS_DONE:
+            raise UserError(
+                f"{run_dir} holds an unfinished run (status {metrics.get('status')}); finish "
+                "it first with the dmx train command that started it"
+            )
+        encoder, tokenizer = load_encoder(config, run_dir)
+        labelled = labelled_data(config, tokenizer)
+        if config.impl.compile:
+            encoder.compile_blocks()
+        scores, _ = finetune_all(config, encoder, labelled, run_dir)
+        metrics.update(scores)
+        write_json(run_dir / METRICS_FILE, metrics)
+        return metrics
+    finally:
+        lock.release()
+
+
+__all__ = ["add_finetuning", "pretrain", "train"]

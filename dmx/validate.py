@@ -17,7 +17,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from dmx.config import Config, to_config, unknown_key
 from dmx.config.loading import register
@@ -182,3 +182,50 @@ def sweep_dir(overrides: Sequence[str], grid: Sequence[str] = ()) -> str:
     if not keys:
         return folder
     return f"{folder}_{hashlib.sha256(chr(10).join(keys).encode()).hexdigest()[:8]}"
+
+
+# What dmx finetune may change in a finished run's config: the fine-tuning and how it runs.
+FINETUNE_GROUPS = ("finetune", "impl")
+
+
+def finetune_config(saved: DictConfig, overrides: Sequence[str], where: str) -> Config:
+    """A finished run's config (``saved``, its config.yaml) with ``overrides`` of the
+    fine-tuning and impl settings applied, checked.
+
+    ``finetune=X`` starts from that task's preset unless the run already fine-tuned on X, in
+    which case its settings (a glue_dir, the tasks) are kept and the overrides change them.
+    Anything else is the pretraining's, which this encoder was trained under: refused.
+    """
+    for arg in overrides:
+        key = override_key(arg)
+        if key.split(".")[0] not in FINETUNE_GROUPS or (key == "impl"):
+            raise UserError(
+                f"{arg}: dmx finetune changes only finetune and impl settings; the rest is "
+                f"the pretraining's (train another run for a different {key.split('.')[0]})"
+            )
+        if arg.startswith(("+", "~")):
+            raise UserError(f"{arg}: give plain key=value overrides to dmx finetune")
+        if "." in key and (message := unknown_key(key)):
+            raise UserError(message)
+    try:
+        parsed = overrides_parser().parse_overrides(list(overrides))
+    except OverrideParseException as err:
+        raise UserError(_one_line(err)) from None
+    try:
+        config = OmegaConf.merge(OmegaConf.structured(Config), saved)
+    except Exception as err:  # noqa: BLE001 - a config.yaml this dmx cannot read
+        raise UserError(f"{where} does not read as a dmx config ({exception_line(err)})") from None
+    assert isinstance(config, DictConfig)
+    try:
+        for override in parsed:
+            if override.key_or_group == "finetune":
+                chosen = str(override.value())
+                if chosen != config.finetune.name:
+                    config.finetune = compose_config([f"finetune={chosen}"]).finetune
+            else:
+                OmegaConf.update(config, override.key_or_group, override.value(), merge=False)
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001 - OmegaConf's type checks: one line
+        raise UserError(exception_line(err)) from None
+    return to_config(config)

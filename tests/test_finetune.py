@@ -6,6 +6,8 @@ outputs can be computed by hand; the assembly by real, shrunk runs in this proce
 
 from __future__ import annotations
 
+import json
+
 import sys
 import types
 from pathlib import Path
@@ -368,9 +370,13 @@ def test_a_run_pretrains_then_writes_the_finetune_scores(
     assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == [
         "checkpoints",
         "config.yaml",
+        "encoder.pt",
+        "finetune",
         "history.csv",
         "metrics.json",
     ]  # no logger folders from the second Trainer
+    cell = json.loads((run / "finetune" / "embedded" / "lr=0.0005,seed=0.json").read_text())
+    assert cell["best"]["acc"] == summary["finetune_acc"] and cell["best_epoch"] == 1
 
 
 @pytest.mark.slow
@@ -423,7 +429,7 @@ def test_a_trivially_separable_task_is_learned_perfectly(tmp_path: Path) -> None
         f"finetune.train_path={train}",
         f"finetune.dev_path={dev}",
         "trainer.max_epochs=0",
-        "finetune.lr=3e-3",
+        "finetune.lrs=[3e-3]",
         "finetune.epochs=8",
         "finetune.batch_size=8",
         "finetune.pooling=mean",
@@ -456,7 +462,7 @@ def test_a_nan_finetuning_loss_fails_the_run_with_the_step(tmp_path: Path) -> No
             run,
             "finetune=embedded",
             "trainer.max_epochs=0",
-            "finetune.lr=1e30",
+            "finetune.lrs=[1e30]",
             "finetune.warmup_frac=0",
         )
     assert read_metrics(run)["error"].startswith("FloatingPointError: fine-tuning loss is ")

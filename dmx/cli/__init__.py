@@ -1,4 +1,4 @@
-"""The ``dmx`` command: train, sweep, report, bench; one file per command group.
+"""The ``dmx`` command: train, sweep, finetune, report, bench; one file per command group.
 
 :mod:`~dmx.cli.run` (train, sweep) hands Hydra overrides to the Hydra entry,
 :mod:`~dmx.cli.report` prints and writes reports, :mod:`~dmx.cli.bench` measures. Each
@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from dmx import __version__
-from dmx.cli import bench, report, run
+from dmx.cli import bench, finetune, report, run
 from dmx.cli.common import PASS_THROUGH, OneLineErrors
 
 app = typer.Typer(
@@ -42,6 +42,7 @@ def main(
 
 app.command(context_settings=PASS_THROUGH)(run.train)
 app.command(context_settings=PASS_THROUGH)(run.sweep)
+app.command(context_settings=PASS_THROUGH)(finetune.finetune)
 app.command()(report.report)
 app.command()(bench.bench)
 

@@ -3,7 +3,7 @@ the pretrained encoder is fine-tuned on."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dmx.choices import DATA_SOURCES, DOC_SPLITS, FINETUNE_TASKS, POOLINGS
 from dmx.config.checks import check, check_choice, check_split
@@ -85,9 +85,10 @@ class FinetuneConfig:
     # embedded corpus' documents, so the offline default has a downstream number too) |
     # glue (GLUE's tasks, from the files its download script leaves).
     name: str = "none"
-    # glue: DIR/<TASK>/train.tsv and dev.tsv as GLUE's download script lays them out, and the
-    # tasks to fine-tune on (CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI); null:
-    # every task found in the folder.
+    # glue: DIR/<TASK>/train.tsv and dev.tsv as GLUE's download script lays them out (null:
+    # HuggingFace's glue dataset from the hub), and the tasks to fine-tune on (CoLA, SST-2,
+    # MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI); null: every task found in the folder (GLUE's
+    # eight scored tasks from the hub).
     glue_dir: str | None = None
     tasks: list[str] | None = None
     # Tokens per example, pairs included ([CLS] a [SEP] b [SEP]); null: data.seq_len.
@@ -97,6 +98,8 @@ class FinetuneConfig:
     dev_path: str | None = None
     text_column: str = "sentence"
     label_column: str = "label"
+    # tsv and hf: the second sentence's column, for a pair task (null: single sentences).
+    text_pair_column: str | None = None
     # hf: hf_name/hf_config (glue/sst2) and its splits.
     hf_name: str | None = None
     hf_config: str | None = None
@@ -108,14 +111,18 @@ class FinetuneConfig:
     # The sentence's representation: the first token's ([CLS]) hidden state, or the mean
     # over its real tokens.
     pooling: str = "cls"
-    # Fine-tuning has its own schedule and seed.
-    lr: float = 5.0e-4
+    # The protocol (BERT's and RoBERTa's): every learning rate of lrs with every fine-tuning
+    # seed of seeds, each for up to epochs epochs scored on dev after every one; a cell
+    # scores its best epoch, a learning rate the median over seeds, the task its best
+    # learning rate. The default grid brackets 5e-4, the rate that suits the tiny and small
+    # presets (docs/data-and-finetuning.md); BERT-size models want BERT's [2e-5,3e-5,5e-5].
+    lrs: list[float] = field(default_factory=lambda: [2.0e-4, 5.0e-4, 1.0e-3])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     weight_decay: float = 0.01
     warmup_frac: float = 0.1
     epochs: int = 3
     batch_size: int = 32
     dropout: float = 0.1
-    seed: int = 0
 
     def __post_init__(self) -> None:
         check_choice("finetune.name", self.name, FINETUNE_TASKS)
@@ -131,15 +138,22 @@ class FinetuneConfig:
             "finetune.hf_config=sst2)",
         )
         check(
-            self.name != "glue" or bool(self.glue_dir),
-            "finetune=glue needs finetune.glue_dir=DIR, the folder GLUE's download script "
-            "leaves (DIR/CoLA/train.tsv, DIR/MRPC/dev.tsv, ...)",
-        )
-        check(
             self.max_len is None or self.max_len >= 8,
             f"finetune.max_len must be >= 8 (or null for data.seq_len), got {self.max_len}",
         )
-        check(self.lr > 0, f"finetune.lr must be > 0, got {self.lr}")
+        check(bool(self.lrs), "finetune.lrs is empty; give at least one, e.g. finetune.lrs=[5e-4]")
+        check(all(lr > 0 for lr in self.lrs), f"finetune.lrs must all be > 0, got {list(self.lrs)}")
+        check(
+            len(set(self.lrs)) == len(self.lrs),
+            f"finetune.lrs has a rate twice: {list(self.lrs)}",
+        )
+        check(
+            bool(self.seeds), "finetune.seeds is empty; give at least one, e.g. finetune.seeds=[0]"
+        )
+        check(
+            len(set(self.seeds)) == len(self.seeds),
+            f"finetune.seeds has a seed twice: {list(self.seeds)}",
+        )
         check(self.epochs >= 1, f"finetune.epochs must be >= 1, got {self.epochs}")
         check(self.batch_size >= 1, f"finetune.batch_size must be >= 1, got {self.batch_size}")
         check(self.n_train >= 2, f"finetune.n_train must be >= 2, got {self.n_train}")

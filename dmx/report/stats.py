@@ -59,6 +59,8 @@ FINETUNE: tuple[Metric, ...] = (
     Metric("finetune_f1", "finetune F1", ".3f"),
     Metric("finetune_precision", "finetune precision", ".3f"),
     Metric("finetune_recall", "finetune recall", ".3f"),
+    # The protocol's spread: best minus worst fine-tuning seed's accuracy at the chosen lr.
+    Metric("finetune_seed_spread", "ft-seed spread", ".3f"),
 )
 
 # GLUE (finetune=glue): the score, then each task's figures in GLUE's order, shown and
@@ -69,7 +71,11 @@ _GLUE_FORMATS = {"acc": ".2%", "f1": ".3f", "mcc": ".3f", "pearson": ".3f", "spe
 def _glue_metrics() -> tuple[Metric, ...]:
     """glue_score, then glue_<task>_<metric> per task (MNLI's mismatched dev split as
     glue_mnli_mm_acc), as dmx.finetune names them in metrics.json."""
-    metrics = [Metric("glue_score", "GLUE score", ".3f")]
+    metrics = [
+        Metric("glue_score", "GLUE score", ".3f"),
+        # The mean over tasks of best minus worst fine-tuning seed at each chosen lr.
+        Metric("glue_seed_spread", "ft-seed spread", ".3f"),
+    ]
     for task in GLUE_TASKS.values():
         for split, _ in task.dev_files:
             extra = split.removeprefix("dev").lstrip("_")  # "" for dev, "mm" for dev_mm
@@ -90,6 +96,10 @@ FINETUNE_PREFIXES = ("finetune_", "glue_")
 
 
 def is_result(metric: Metric) -> bool:
+    """Whether a baseline comparison tests it: not the spread over fine-tuning seeds, which
+    says how far to trust a figure, not what the experiment did."""
+    if metric.key.endswith("_seed_spread"):
+        return False
     return metric.key in RESULT_KEYS or metric.key.startswith(FINETUNE_PREFIXES)
 
 

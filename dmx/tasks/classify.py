@@ -17,6 +17,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torchmetrics.aggregation import CatMetric, MeanMetric, SumMetric
 from torchmetrics.classification import (
@@ -55,11 +56,11 @@ def pool(hidden: torch.Tensor, padding: torch.Tensor, how: str) -> torch.Tensor:
     raise ValueError(f"unknown pooling {how!r}")
 
 
-def finetune_optim(cfg: FinetuneConfig) -> OptimConfig:
-    """The fine-tuning optimiser: its own lr, decay and warm-up, decaying linearly to 0 at
-    the last step as BERT's fine-tuning does; the betas stay the pretraining ones."""
+def finetune_optim(cfg: FinetuneConfig, lr: float) -> OptimConfig:
+    """The fine-tuning optimiser: the cell's lr, its own decay and warm-up, decaying linearly
+    to 0 at the last step as BERT's fine-tuning does; the betas stay the pretraining ones."""
     return OptimConfig(
-        lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_frac=cfg.warmup_frac, final_lr_frac=0.0
+        lr=lr, weight_decay=cfg.weight_decay, warmup_frac=cfg.warmup_frac, final_lr_frac=0.0
     )
 
 
@@ -81,9 +82,10 @@ class ClassifierModule(L.LightningModule):
         *,
         glue: GlueTask | None = None,
         dev_names: tuple[str, ...] = ("dev",),
+        lr: float = 5.0e-4,
     ) -> None:
         super().__init__()
-        self.encoder, self.cfg = encoder, cfg
+        self.encoder, self.cfg, self.lr = encoder, cfg, lr
         self.attention_cfg = attention or AttentionConfig()
         self.pattern = AttentionPattern.from_config(self.attention_cfg, seed)
         if self.attention_cfg.pattern == "causal" and cfg.pooling == "cls":
@@ -122,6 +124,8 @@ class ClassifierModule(L.LightningModule):
         self.dev_loss_sum, self.dev_count = SumMetric(), SumMetric()
         self.train_loss = MeanMetric()
         self.scores: dict[str, float] = {}  # the latest dev scores, by DEV_METRICS name
+        # Every validation's scores with its epoch and step: the protocol takes the best.
+        self.history: list[dict[str, float]] = []
 
     def forward(
         self,
@@ -208,6 +212,11 @@ class ClassifierModule(L.LightningModule):
             logged["finetune/epoch_loss"] = self.train_loss.compute()
         self.log_dict(logged, prog_bar=True)
         self.scores = {**scores, "loss": float(logged["dev/loss"])}
+        # Inside fit, the epoch under way; in the closing validate() after trainer.max_steps
+        # stopped an epoch early, fit has already counted that epoch.
+        fitting = self.trainer.state.fn == TrainerFn.FITTING
+        epoch = self.current_epoch + 1 if fitting else max(self.current_epoch, 1)
+        self.history.append({"epoch": epoch, "step": self.global_step, **self.scores})
         for metric in (
             *self.dev_metrics.values(),
             *self.dev_predictions,
@@ -218,7 +227,7 @@ class ClassifierModule(L.LightningModule):
             metric.reset()
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optim = finetune_optim(self.cfg)
+        optim = finetune_optim(self.cfg, self.lr)
         optimizer = build_optimizer(self, optim)
         total = int(self.trainer.estimated_stepping_batches)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(optim, total))

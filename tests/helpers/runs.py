@@ -29,6 +29,9 @@ TINY = [
     "data.seq_len=32",
     "data.batch_size=16",
     "trainer.max_epochs=2",
+    # One cell of the fine-tuning protocol's grid, for the tests that fine-tune at all.
+    "finetune.lrs=[5e-4]",
+    "finetune.seeds=[0]",
     "impl.progress_bar=false",
     "logger=none",
 ]
