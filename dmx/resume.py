@@ -172,4 +172,10 @@ def load_encoder(config: Config, run_dir: Path) -> tuple[MaskedLM, Tokenizer]:
 def pretrained(config: Config, run_dir: Path) -> bool:
     """Whether an earlier attempt of this run finished pretraining (its encoder is kept):
     the attempt then goes straight to the fine-tuning cells still missing."""
-    return config.resume != "false" and (run_dir / ENCODER_FILE).is_file()
+    if config.resume == "false" or not (run_dir / ENCODER_FILE).is_file():
+        return False
+    try:
+        read_metrics(run_dir)  # what pretraining recorded must be there to go on from
+    except (OSError, ValueError):
+        return False
+    return True

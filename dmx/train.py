@@ -92,6 +92,8 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
         return previous
     # An earlier attempt finished pretraining and kept the encoder: only fine-tuning is left.
     encoder_kept = pretrained(config, run_dir)
+    # What pretraining recorded, read before the folder is opened (which writes metrics.json).
+    pretraining = read_metrics(run_dir) if encoder_kept else {}
     # A resumed run goes on logging into the same W&B run.
     resumed = previous is not None or encoder_kept
     wandb_id = read_json_field(run_dir / METRICS_FILE, "wandb_id") if resumed else None
@@ -102,7 +104,7 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
         assert data.corpus is not None
         if encoder_kept:
             model, _ = load_encoder(config, run_dir)
-            folder.summary = {**read_metrics(run_dir), "status": folder.summary["status"]}
+            folder.summary = {**pretraining, **folder.summary}
             log.info(
                 "pretraining finished in an earlier attempt: fine-tuning from %s",
                 run_dir / ENCODER_FILE,

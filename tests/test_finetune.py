@@ -7,7 +7,6 @@ outputs can be computed by hand; the assembly by real, shrunk runs in this proce
 from __future__ import annotations
 
 import json
-
 import sys
 import types
 from pathlib import Path
