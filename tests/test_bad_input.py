@@ -37,8 +37,8 @@ import pytest
 from helpers import TINY, make_config, run_dmx, train_run
 
 from dmx import runs
-from dmx.data.labelled import read_tsv
 from dmx.data.sources import FORMATS_HINT
+from dmx.data.task_readers import read_tsv
 from dmx.errors import UserError
 from dmx.runs import CONFIG_FILE, METRICS_FILE, atomic_write_text, read_metrics, write_json
 from dmx.validate import check_overrides

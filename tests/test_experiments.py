@@ -7,7 +7,7 @@ import itertools
 from pathlib import Path
 
 import pytest
-from helpers import train_run
+from helpers import glue_folder, train_run
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from dmx.validate import compose_config
@@ -41,11 +41,18 @@ def test_every_preset_is_found() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_point_of_every_preset_trains(preset: str, tmp_path: Path) -> None:
+    # a GLUE preset reads small task files in GLUE's layouts, never the hub
+    composed = compose_config([f"experiment={preset}"])
+    glue = [f"finetune.glue_dir={glue_folder(tmp_path / 'glue')}", "finetune.max_len=32"]
+    extra = glue if composed.finetune.name == "glue" else []
     for i, point in enumerate(grid(preset)):
         run = tmp_path / str(i)
-        summary = train_run(run, f"experiment={preset}", *point, "trainer.max_steps=2")
+        summary = train_run(run, f"experiment={preset}", *point, *extra, "trainer.max_steps=2")
         # trainer.max_steps caps fine-tuning too; a preset may skip pretraining altogether.
         steps = summary["steps"] if summary["pretrained"] else summary["finetune_steps"]
         assert (summary["status"], steps) == ("done", 2), (preset, point)
         assert summary.get("finetune_steps", 2) == 2, (preset, point)
+        if extra:  # every GLUE task fine-tuned and scored
+            assert summary["glue_tasks"] == ["CoLA", "STS-B", "MNLI", "RTE"], point
+            assert summary["glue_cola_steps"] == 2 and summary["glue_score"] is not None
         assert f"experiment_name: {preset}" in (run / "config.yaml").read_text().splitlines()

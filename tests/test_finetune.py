@@ -17,14 +17,9 @@ from helpers import train_run
 
 from dmx.config import AttentionConfig, FinetuneConfig
 from dmx.data.embedded import TOPICS, generate_labelled_documents
-from dmx.data.labelled import (
-    TASK_SEED_OFFSET,
-    collate,
-    embedded_task,
-    encode,
-    load_task,
-    read_tsv,
-)
+from dmx.data.labelled import collate, encode
+from dmx.data.task_readers import load_task, read_tsv
+from dmx.data.tasks import TASK_SEED_OFFSET, embedded_task
 from dmx.data.tokenizer import CLS_ID, PAD_ID, SEP_ID, train_tokenizer
 from dmx.entry import closing_line as _closing_line
 from dmx.errors import UserError

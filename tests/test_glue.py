@@ -14,18 +14,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import glue_folder, write
 from scipy import stats
 
 from dmx.data.glue import TASKS, read_split, task_named
 from dmx.errors import UserError
 from dmx.tasks.scores import glue_score, metric
-
-
-def write(path: Path, lines: list[str], bom: bool = False, final_newline: bool = True) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "\n".join(lines) + ("\n" if final_newline else "")
-    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
-    return path
 
 
 def test_cola_has_no_header_and_reads_every_row(tmp_path: Path) -> None:
@@ -271,72 +265,6 @@ def test_segments_start_at_zero_so_the_pretrained_encoder_computes_what_it_did()
 
 # --- fine-tuning on GLUE's tasks ---------------------------------------------------------------
 
-WORDS = "the a goat cow farmer baker bread milk eats bakes sells sees".split()
-
-
-def glue_folder(root: Path, n_train: int = 24, n_dev: int = 10) -> Path:
-    """A small GLUE folder in the real layouts: CoLA (no header), STS-B (float scores,
-    pairs), MNLI (both dev files), RTE (string labels, pairs)."""
-    import random
-
-    rng = random.Random(0)
-
-    def sentence() -> str:
-        return " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 8))) + " ."
-
-    def rows(n: int, make) -> list[str]:  # type: ignore[no-untyped-def]
-        return [make(i) for i in range(n)]
-
-    stsb = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"
-    mnli = (
-        "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
-        "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label"
-    )
-    nli = ("contradiction", "entailment", "neutral")
-    for split, n in (("train", n_train), ("dev", n_dev)):
-        write(
-            root / "CoLA" / f"{split}.tsv",
-            rows(n, lambda i: f"gj04\t{i % 2}\t{'*' if i % 2 == 0 else ''}\t{sentence()}"),
-        )
-        write(
-            root / "STS-B" / f"{split}.tsv",
-            [
-                stsb,
-                *rows(
-                    n, lambda i: f"{i}\tx\tx\tx\t{i}\tn\tn\t{sentence()}\t{sentence()}\t{i % 6}.000"
-                ),
-            ],
-        )
-        write(
-            root / "RTE" / f"{split}.tsv",
-            [
-                "index\tsentence1\tsentence2\tlabel",
-                *rows(
-                    n,
-                    lambda i: (
-                        f"{i}\t{sentence()}\t{sentence()}\t"
-                        f"{('entailment', 'not_entailment')[i % 2]}"
-                    ),
-                ),
-            ],
-        )
-    mnli_files = {"train.tsv": n_train, "dev_matched.tsv": n_dev, "dev_mismatched.tsv": n_dev}
-    for name, n in mnli_files.items():
-        write(
-            root / "MNLI" / name,
-            [
-                mnli,
-                *rows(
-                    n,
-                    lambda i: (
-                        f"{i}\t1\t1n\tg\t(a)\t(b)\t(a)\t(b)\t{sentence()}\t"
-                        f"{sentence()}\t{nli[i % 3]}\t{nli[i % 3]}"
-                    ),
-                ),
-            ],
-        )
-    return root
-
 
 @pytest.mark.slow
 def test_a_run_fine_tunes_every_glue_task_and_records_its_metrics_and_the_score(
@@ -400,3 +328,114 @@ def test_a_chosen_subset_is_read_and_a_bad_task_folder_stops_before_pretraining(
     )
     assert summary["glue_tasks"] == ["CoLA"]
     assert summary["glue_score"] == summary["glue_cola_mcc"]
+
+
+# --- HuggingFace's copy of GLUE (finetune=glue with no glue_dir), without the network -------
+
+
+def fake_hub(monkeypatch: pytest.MonkeyPatch, calls: list[tuple[str, str]]) -> None:
+    """``datasets.load_dataset`` answering for nyu-mll/glue from memory, with the hub's own
+    columns and ClassLabel names (RTE: entailment=0; MNLI: entailment, neutral,
+    contradiction)."""
+    import datasets
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    def split(columns: dict[str, list], label: object) -> Dataset:
+        features = Features({**{c: Value("string") for c in columns}, "label": label})
+        return Dataset.from_dict({**columns, "label": columns.pop("_label")}, features=features)
+
+    def load_dataset(name: str, config: str) -> DatasetDict:
+        calls.append((name, config))
+        if config == "rte":
+            names = ClassLabel(names=["entailment", "not_entailment"])
+            make = lambda n: split(  # noqa: E731
+                {"sentence1": ["a b"] * n, "sentence2": ["c"] * n, "_label": [0, 1] * (n // 2)},
+                names,
+            )
+            return DatasetDict({"train": make(4), "validation": make(2)})
+        if config == "mnli":
+            names = ClassLabel(names=["entailment", "neutral", "contradiction"])
+            make = lambda n: split(  # noqa: E731
+                {"premise": ["a"] * n, "hypothesis": ["b"] * n, "_label": [0, 1, 2] * (n // 3)},
+                names,
+            )
+            return DatasetDict(
+                {"train": make(6), "validation_matched": make(3), "validation_mismatched": make(3)}
+            )
+        if config == "stsb":
+            return DatasetDict(
+                {
+                    s: split(
+                        {"sentence1": ["a", "b"], "sentence2": ["c", "d"], "_label": [0.5, 4.25]},
+                        Value("float32"),
+                    )
+                    for s in ("train", "validation")
+                }
+            )
+        raise FileNotFoundError(f"Couldn't reach 'nyu-mll/glue' on the Hub ({config})")
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+
+
+def test_hub_glue_maps_the_hubs_label_names_to_the_same_ids_as_the_files(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dmx.data.task_readers import hub_glue_tasks
+
+    calls: list[tuple[str, str]] = []
+    fake_hub(monkeypatch, calls)
+    rte, mnli, stsb = hub_glue_tasks(["rte", "MNLI", "STS-B"])
+    assert calls == [("nyu-mll/glue", "rte"), ("nyu-mll/glue", "mnli"), ("nyu-mll/glue", "stsb")]
+    # the TSV reader's ids: RTE (entailment, not_entailment); MNLI sorted by name
+    assert rte.classes == ("entailment", "not_entailment") and rte.train_labels == [0, 1, 0, 1]
+    assert rte.train_pairs == ["c"] * 4 and rte.glue is not None and rte.glue.key == "rte"
+    mnli_ids = [TASKS["MNLI"].classes.index(n) for n in ("entailment", "neutral", "contradiction")]
+    assert mnli.train_labels == mnli_ids * 2
+    assert [name for name, _ in mnli.more_dev] == ["dev_mm"] and len(mnli.dev_labels) == 3
+    assert stsb.regression and stsb.train_labels == [0.5, 4.25]
+
+
+def test_hub_glue_that_cannot_load_is_one_line_naming_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dmx.data.task_readers import hub_glue_tasks
+
+    fake_hub(monkeypatch, [])
+    with pytest.raises(UserError) as err:
+        hub_glue_tasks(["CoLA"])
+    assert str(err.value) == (
+        "finetune=glue without glue_dir loads nyu-mll/glue (cola) from the hub, which failed "
+        "(Couldn't reach 'nyu-mll/glue' on the Hub (cola)); connect, or "
+        "give finetune.glue_dir=DIR, the folder GLUE's download script leaves"
+    )
+
+
+# --- a user's own pair task (finetune=tsv with text_pair_column) ----------------------------
+
+
+def test_a_tsv_pair_task_reads_its_second_column_and_names_a_missing_one(tmp_path: Path) -> None:
+    from dmx.config import FinetuneConfig
+    from dmx.data.task_readers import load_task
+
+    rows = ["q\tanswer\tgold", "is it red\tit is red\tyes", "is it big\tit is small\tno"]
+    train = write(tmp_path / "train.tsv", rows)
+    dev = write(tmp_path / "dev.tsv", rows[:2])
+    cfg = FinetuneConfig(
+        name="tsv",
+        train_path=str(train),
+        dev_path=str(dev),
+        text_column="q",
+        text_pair_column="answer",
+        label_column="gold",
+    )
+    task = load_task(cfg)
+    assert task.train_texts == ["is it red", "is it big"]
+    assert task.train_pairs == ["it is red", "it is small"] and task.dev_pairs == ["it is red"]
+    assert task.classes == ("no", "yes") and task.train_labels == [1, 0]
+    cfg.text_pair_column = "reply"
+    with pytest.raises(UserError) as err:
+        load_task(cfg)
+    assert str(err.value) == (
+        f"finetune.train_path: {train} has no column 'reply' (columns: q, answer, gold); set "
+        "finetune.text_pair_column=... to one of them"
+    )

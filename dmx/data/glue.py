@@ -27,6 +27,7 @@ import csv
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dmx.errors import UserError
 
@@ -202,4 +203,63 @@ def _label(task: GlueTask, raw: str, path: Path, line: int) -> int | float:
     return task.classes.index(raw)
 
 
-__all__ = ["TASKS", "Examples", "GlueTask", "read_split", "task_named"]
+# HuggingFace's copy of GLUE (finetune=glue with no glue_dir): the same tasks as parquet
+# files, with its own column names, its ClassLabel ids and MNLI's two validation splits.
+HUB_DATASET = "nyu-mll/glue"
+
+
+@dataclass(frozen=True)
+class HubLayout:
+    config: str
+    text_a: str
+    text_b: str | None
+    # (dmx's split, the hub's split) of each dev split, as GlueTask.dev_files
+    dev_splits: tuple[tuple[str, str], ...] = (("dev", "validation"),)
+
+
+HUB: dict[str, HubLayout] = {
+    "CoLA": HubLayout("cola", "sentence", None),
+    "SST-2": HubLayout("sst2", "sentence", None),
+    "MRPC": HubLayout("mrpc", "sentence1", "sentence2"),
+    "STS-B": HubLayout("stsb", "sentence1", "sentence2"),
+    "QQP": HubLayout("qqp", "question1", "question2"),
+    "MNLI": HubLayout(
+        "mnli",
+        "premise",
+        "hypothesis",
+        (("dev", "validation_matched"), ("dev_mm", "validation_mismatched")),
+    ),
+    "QNLI": HubLayout("qnli", "question", "sentence"),
+    "RTE": HubLayout("rte", "sentence1", "sentence2"),
+    "WNLI": HubLayout("wnli", "sentence1", "sentence2"),
+}
+
+
+def hub_split(task: GlueTask, data: Any) -> Examples:
+    """One split of HuggingFace's GLUE as the TSV reader gives it: the hub's label ids are
+    its ClassLabel's, so a string-labelled task (RTE, QNLI, MNLI) is mapped through the
+    label names to this task's ids; 0/1 tasks and STS-B's scores are the files' own."""
+    layout = HUB[task.name]
+    labels: list = list(data["label"])
+    if task.classes is None:
+        labels = [float(v) for v in labels]
+    elif task.classes != BINARY:
+        names = data.features["label"].names
+        labels = [task.classes.index(names[v]) for v in labels]
+    else:
+        labels = [int(v) for v in labels]
+    pairs = list(data[layout.text_b]) if layout.text_b else None
+    return Examples(list(data[layout.text_a]), pairs, labels)
+
+
+__all__ = [
+    "HUB",
+    "HUB_DATASET",
+    "TASKS",
+    "Examples",
+    "GlueTask",
+    "HubLayout",
+    "hub_split",
+    "read_split",
+    "task_named",
+]

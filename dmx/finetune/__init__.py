@@ -24,7 +24,8 @@ from tokenizers import Tokenizer
 
 from dmx import hardware
 from dmx.config import Config
-from dmx.data.labelled import LabelledDataModule, load_tasks
+from dmx.data.labelled import LabelledDataModule
+from dmx.data.task_readers import load_tasks
 from dmx.finetune.grid import Cell, Progress, read_cell, write_cell
 from dmx.finetune.protocol import Choice, best_epoch, choose
 from dmx.model import MaskedLM

@@ -15,7 +15,8 @@ from typing import Any
 from dmx.report.collect import Run
 
 # Config keys that never define an experiment: the seed is a replicate (and so is the
-# fine-tuning seed, which presets tie to it: finetune.seed=${seed}), and the logger and
+# fine-tuning seed of runs made before the protocol, which presets tied to it:
+# finetune.seed=${seed}; the protocol's finetune.seeds are one set for all runs), and the logger and
 # Hydra's own settings change where results go, not what they are. An entry matches the
 # key itself and everything below it ("logger" matches "logger.mode").
 IGNORED_KEYS: tuple[str, ...] = ("seed", "finetune.seed", "logger", "hydra")

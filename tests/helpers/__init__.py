@@ -4,6 +4,7 @@ Fixtures live in ``tests/conftest.py``; nothing here is a fixture, and no test i
 from ``conftest``.
 """
 
+from helpers.glue_files import glue_folder, write
 from helpers.runs import DMX, TIMINGS, TINY, make_config, run_dmx, train_run
 
-__all__ = ["DMX", "TIMINGS", "TINY", "make_config", "run_dmx", "train_run"]
+__all__ = ["DMX", "TIMINGS", "TINY", "glue_folder", "make_config", "run_dmx", "train_run", "write"]
