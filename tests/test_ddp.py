@@ -127,6 +127,7 @@ def test_two_processes_train_what_one_does(tmp_path: Path, extra: list[str]) -> 
         ".hydra",
         ".lock",
         "config.yaml",
+        "encoder.pt",
         "history.csv",
         "metrics.json",
         "train.log",

@@ -255,6 +255,10 @@ def test_dmx_finetune_refuses_what_it_cannot_do_in_one_line(tmp_path: Path) -> N
         ([str(run)], "nothing to fine-tune: give finetune=glue"),
         ([str(tmp_path / "nosuch"), "finetune=embedded"], "is not a folder"),
         ([str(run / "finetune"), "finetune=embedded"], "holds no run with a kept encoder"),
+        (
+            [str(run), "finetune=glue", f"finetune.glue_dir={tmp_path}", "finetune.tasks=[RTE]"],
+            f"finetune.glue_dir: RTE needs {tmp_path / 'RTE' / 'train.tsv'}, which is missing",
+        ),
     ]
     (run / "finetune").mkdir()
     for args, message in cases:
@@ -262,3 +266,26 @@ def test_dmx_finetune_refuses_what_it_cannot_do_in_one_line(tmp_path: Path) -> N
         assert result.returncode == 2, args
         assert result.stderr.startswith("dmx: error: ") and message in result.stderr, args
         assert result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.slow
+def test_a_users_pair_task_fine_tunes_with_segments(tmp_path: Path) -> None:
+    rows = ["question\tanswer\tlabel"] + [
+        f"is the {w} red\tthe {w} is {'red' if i % 2 else 'blue'}\t{i % 2}"
+        for i, w in enumerate(["goat", "cow", "farmer", "baker", "bread", "milk"] * 4)
+    ]
+    (tmp_path / "train.tsv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "dev.tsv").write_text("\n".join(rows[:9]) + "\n")
+    summary = train_run(
+        tmp_path / "run",
+        "finetune=tsv",
+        f"finetune.train_path={tmp_path / 'train.tsv'}",
+        f"finetune.dev_path={tmp_path / 'dev.tsv'}",
+        "finetune.text_column=question",
+        "finetune.text_pair_column=answer",
+        "finetune.batch_size=8",
+        "trainer.max_epochs=1",
+    )
+    assert summary["finetune_task"] == "tsv:train.tsv" and summary["finetune_train_examples"] == 24
+    assert summary["finetune_steps"] == 9  # 24 pairs in batches of 8, 3 epochs
+    assert 0.0 <= summary["finetune_acc"] <= 1.0
