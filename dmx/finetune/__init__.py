@@ -112,18 +112,40 @@ def finetune_all(
         for lr in ft.lrs
         for seed in ft.seeds
     ]
+    records, facts = _run_cells(config, encoder, grid, run_dir)
+    scores = _task_fields(config, tasks, records)
+    scores["finetune_protocol"] = {
+        "lrs": list(ft.lrs),
+        "seeds": list(ft.seeds),
+        "epochs": ft.epochs,
+        "cells": len(grid),
+    }
+    scores["finetune_s"] = round(time.perf_counter() - started, 3)
+    return scores, facts
+
+
+def _run_cells(
+    config: Config,
+    encoder: MaskedLM,
+    grid: list[tuple[LabelledDataModule, Cell]],
+    run_dir: Path,
+) -> tuple[dict[Cell, dict[str, Any]], dict[str, Any]]:
+    """Every cell's record: read from the folder, or fine-tuned now and written there."""
     progress = Progress(
-        {cell: len(labelled.task.train_labels) * ft.epochs for labelled, cell in grid}
+        {cell: len(labelled.task.train_labels) * config.finetune.epochs for labelled, cell in grid}
     )
     # Every finished cell is read first: one made with other settings stops the run before
     # anything trains, and the estimate of the time left counts only what is left.
-    records = {
+    found = {
         cell: read_cell(run_dir, cell, cell_settings(config, labelled)) for labelled, cell in grid
     }
+    records: dict[Cell, dict[str, Any]] = {}
     facts: dict[str, Any] = {}
     for labelled, cell in grid:
-        if records[cell] is not None:
+        record = found[cell]
+        if record is not None:
             progress.skip(cell)
+            records[cell] = record
             continue
         began = progress.start(cell, labelled.task.name)
         model = copy.deepcopy(encoder)  # pretrained once, fine-tuned once per cell
@@ -132,16 +154,19 @@ def finetune_all(
         module, trainer = _fit(config, model, labelled, run_dir, cell)
         best = best_epoch(module.history, main_metrics(labelled))
         seconds = progress.finish(cell, began)
+        settings = cell_settings(config, labelled)
         records[cell] = write_cell(
-            run_dir,
-            cell,
-            cell_settings(config, labelled),
-            module.history,
-            best,
-            trainer.global_step,
-            seconds,
+            run_dir, cell, settings, module.history, best, trainer.global_step, seconds
         )
         facts = _facts(trainer, encoder)
+    return records, facts
+
+
+def _task_fields(
+    config: Config, tasks: list[LabelledDataModule], records: dict[Cell, dict[str, Any]]
+) -> dict[str, Any]:
+    """What the protocol reports for each task, under its metrics.json names."""
+    ft = config.finetune
     scores: dict[str, Any] = {}
     figures: dict[str, dict[str, float]] = {}
     spreads = []
@@ -149,9 +174,7 @@ def finetune_all(
         folder = task_folder(labelled, config)
         cells = {(c.lr, c.seed): r["best"] for c, r in records.items() if c.task == folder}
         choice = choose(cells, ft.lrs, ft.seeds, main_metrics(labelled))
-        first = records[Cell(folder, choice.lr, ft.seeds[0])]
-        assert first is not None
-        steps = first["steps"]
+        steps = records[Cell(folder, choice.lr, ft.seeds[0])]["steps"]
         glue = labelled.task.glue
         if glue is None:
             scores |= _single_task_fields(labelled, choice, steps)
@@ -166,18 +189,11 @@ def finetune_all(
         if glue.in_score:
             figures[key] = {m: choice.scores[m] for m in glue.metrics}
             spreads.append(choice.seed_spread)
-    if config.finetune.name == "glue":
+    if ft.name == "glue":
         scores["glue_score"] = glue_score(figures)
         scores["glue_seed_spread"] = sum(spreads) / len(spreads) if spreads else math.nan
         scores["glue_tasks"] = [labelled.task.name for labelled in tasks]
-    scores["finetune_protocol"] = {
-        "lrs": list(ft.lrs),
-        "seeds": list(ft.seeds),
-        "epochs": ft.epochs,
-        "cells": len(grid),
-    }
-    scores["finetune_s"] = round(time.perf_counter() - started, 3)
-    return scores, facts
+    return scores
 
 
 def _single_task_fields(labelled: LabelledDataModule, choice: Choice, steps: int) -> dict[str, Any]:
