@@ -169,13 +169,13 @@ def load_encoder(config: Config, run_dir: Path) -> tuple[MaskedLM, Tokenizer]:
     return encoder, tokenizer
 
 
-def pretrained(config: Config, run_dir: Path) -> bool:
-    """Whether an earlier attempt of this run finished pretraining (its encoder is kept):
-    the attempt then goes straight to the fine-tuning cells still missing."""
+def kept_pretraining(config: Config, run_dir: Path) -> dict[str, Any] | None:
+    """What an earlier attempt of this run recorded, when it finished pretraining (its
+    encoder is kept): the attempt then goes straight to the fine-tuning cells still
+    missing. None when there is no such attempt, or its record does not read."""
     if config.resume == "false" or not (run_dir / ENCODER_FILE).is_file():
-        return False
+        return None
     try:
-        read_metrics(run_dir)  # what pretraining recorded must be there to go on from
+        return read_metrics(run_dir)
     except (OSError, ValueError):
-        return False
-    return True
+        return None

@@ -14,6 +14,8 @@ pretraining, so the classifier is trained from the encoder's initialisation.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +34,9 @@ from dmx.model import MaskedLM
 from dmx.resume import (
     Checkpoint,
     clear_run,
+    kept_pretraining,
     load_encoder,
     new_encoder,
-    pretrained,
     previous_run,
     read_json_field,
     save_encoder,
@@ -67,16 +69,22 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
     keep_freed_memory()
     if not is_rank_zero():  # a data-parallel worker: rank 0 holds the folder and writes it
         return _train(config, run_dir, rank_zero=False)
+    elsewhere = "wait for it to finish or train into another folder (hydra.run.dir=...)"
+    with _holding(run_dir, elsewhere):
+        return _train(config, run_dir, rank_zero=True)
+
+
+@contextmanager
+def _holding(run_dir: Path, fix: str) -> Iterator[None]:
+    """The folder's lock for the block; a folder another process holds is refused, with
+    ``fix`` saying what to do, before anything in it is touched."""
     lock = RunLock(run_dir)
     try:
         lock.acquire()
     except RunFolderBusy:
-        raise UserError(
-            f"run folder {run_dir} is in use by another dmx process; wait for it to finish "
-            "or train into another folder (hydra.run.dir=...)"
-        ) from None
+        raise UserError(f"run folder {run_dir} is in use by another dmx process; {fix}") from None
     try:
-        return _train(config, run_dir, rank_zero=True)
+        yield
     finally:
         lock.release()
 
@@ -91,9 +99,9 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
         )
         return previous
     # An earlier attempt finished pretraining and kept the encoder: only fine-tuning is left.
-    encoder_kept = pretrained(config, run_dir)
-    # What pretraining recorded, read before the folder is opened (which writes metrics.json).
-    pretraining = read_metrics(run_dir) if encoder_kept else {}
+    # What it recorded is read now, before the folder is opened (which writes metrics.json).
+    pretraining = kept_pretraining(config, run_dir)
+    encoder_kept = pretraining is not None
     # A resumed run goes on logging into the same W&B run.
     resumed = previous is not None or encoder_kept
     wandb_id = read_json_field(run_dir / METRICS_FILE, "wandb_id") if resumed else None
@@ -102,7 +110,7 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
     try:
         data, labelled = _prepare_data(config, folder)
         assert data.corpus is not None
-        if encoder_kept:
+        if pretraining is not None:
             model, _ = load_encoder(config, run_dir)
             folder.summary = {**pretraining, **folder.summary}
             log.info(
@@ -243,14 +251,7 @@ def add_finetuning(config: Config, run_dir: Path) -> dict[str, Any]:
     a killed one resumes at the first missing cell. metrics.json keeps everything it held
     and gains (or updates) the fine-tuning fields.
     """
-    lock = RunLock(run_dir)
-    try:
-        lock.acquire()
-    except RunFolderBusy:
-        raise UserError(
-            f"run folder {run_dir} is in use by another dmx process; wait for it to finish"
-        ) from None
-    try:
+    with _holding(run_dir, "wait for it to finish"):
         metrics = read_metrics(run_dir)
         if metrics.get("status") != STATUS_DONE:
             raise UserError(
@@ -265,8 +266,6 @@ def add_finetuning(config: Config, run_dir: Path) -> dict[str, Any]:
         metrics.update(scores)
         write_json(run_dir / METRICS_FILE, metrics)
         return metrics
-    finally:
-        lock.release()
 
 
 __all__ = ["add_finetuning", "pretrain", "train"]

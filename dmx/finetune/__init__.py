@@ -136,9 +136,8 @@ def _run_cells(
     )
     # Every finished cell is read first: one made with other settings stops the run before
     # anything trains, and the estimate of the time left counts only what is left.
-    found = {
-        cell: read_cell(run_dir, cell, cell_settings(config, labelled)) for labelled, cell in grid
-    }
+    settings = {cell: cell_settings(config, labelled) for labelled, cell in grid}
+    found = {cell: read_cell(run_dir, cell, settings[cell]) for _, cell in grid}
     records: dict[Cell, dict[str, Any]] = {}
     facts: dict[str, Any] = {}
     for labelled, cell in grid:
@@ -154,9 +153,8 @@ def _run_cells(
         module, trainer = _fit(config, model, labelled, run_dir, cell)
         best = best_epoch(module.history, main_metrics(labelled))
         seconds = progress.finish(cell, began)
-        settings = cell_settings(config, labelled)
         records[cell] = write_cell(
-            run_dir, cell, settings, module.history, best, trainer.global_step, seconds
+            run_dir, cell, settings[cell], module.history, best, trainer.global_step, seconds
         )
         facts = _facts(trainer, encoder)
     return records, facts

@@ -123,8 +123,8 @@ class ClassifierModule(L.LightningModule):
         self.dev_gold = nn.ModuleList(CatMetric() for _ in dev_names)
         self.dev_loss_sum, self.dev_count = SumMetric(), SumMetric()
         self.train_loss = MeanMetric()
-        self.scores: dict[str, float] = {}  # the latest dev scores, by DEV_METRICS name
-        # Every validation's scores with its epoch and step: the protocol takes the best.
+        # Every validation's scores (DEV_METRICS or GLUE's, and the loss) with its epoch and
+        # step: the protocol takes the best.
         self.history: list[dict[str, float]] = []
 
     def forward(
@@ -211,12 +211,13 @@ class ClassifierModule(L.LightningModule):
         if self.train_loss.update_called:
             logged["finetune/epoch_loss"] = self.train_loss.compute()
         self.log_dict(logged, prog_bar=True)
-        self.scores = {**scores, "loss": float(logged["dev/loss"])}
         # Inside fit, the epoch under way; in the closing validate() after trainer.max_steps
         # stopped an epoch early, fit has already counted that epoch.
         fitting = self.trainer.state.fn == TrainerFn.FITTING
         epoch = self.current_epoch + 1 if fitting else max(self.current_epoch, 1)
-        self.history.append({"epoch": epoch, "step": self.global_step, **self.scores})
+        self.history.append(
+            {"epoch": epoch, "step": self.global_step, **scores, "loss": float(logged["dev/loss"])}
+        )
         for metric in (
             *self.dev_metrics.values(),
             *self.dev_predictions,
