@@ -11,8 +11,13 @@ from __future__ import annotations
 # mask: what is selected, how many, which tokens a rate prefers, the rate over training.
 MASK_UNITS = ("token", "whole_word", "span", "pmi")
 MASK_COUNTS = ("bernoulli", "fixed")
-MASK_WEIGHTINGS = ("uniform", "informative", "adaptive")
-INFORMATIVE_BY = ("neighbour_pmi", "inverse_frequency")
+# Which tokens a rate prefers: fixed per-id weights from the corpus (corpus), InforMask's
+# per-id rates (informask), weights that follow the model's losses (loss) or AMLM's rule
+# from its accuracy (amlm). Before the names said what the rules do, corpus was
+# "informative" and loss "adaptive": RENAMED_WEIGHTINGS turns an old name into a hint.
+MASK_WEIGHTINGS = ("uniform", "corpus", "informask", "loss", "amlm")
+RENAMED_WEIGHTINGS = {"informative": "corpus", "adaptive": "loss"}
+CORPUS_WEIGHT_BY = ("neighbour_pmi", "inverse_frequency")
 MASK_SCHEDULES = ("constant", "linear", "cosine", "step")
 
 # attention: which keys a query may see.

@@ -92,6 +92,7 @@ class MLMOutput(NamedTuple):
     # Each selected token's cross-entropy, in the order of labels[selected]; only when asked
     # (adaptive masking reads them), as summing them is not bit-identical to reduction="sum".
     token_losses: torch.Tensor | None = None
+    token_hits: torch.Tensor | None = None  # bool: the top prediction was the label
 
 
 class SelfAttention(nn.Module):
@@ -279,7 +280,8 @@ class MaskedLM(nn.Module):
         token_losses: bool = False,
     ) -> MLMOutput:
         """Summed cross-entropy over selected tokens, the number correct, and the count
-        (and with ``token_losses``, each selected token's cross-entropy).
+        (and with ``token_losses``, each selected token's cross-entropy and whether the top
+        prediction was right: adaptive masking reads them).
 
         Sums rather than means, so a caller can average exactly over a whole split
         instead of averaging batch means of different sizes.
@@ -287,15 +289,16 @@ class MaskedLM(nn.Module):
         hidden, gate_mean = self.encode(input_ids, padding, attn_mask)
         logits = self.mlm_logits(hidden, selected)
         targets = labels[selected]
-        losses = None
+        losses = hits = None
         if token_losses:
             losses = F.cross_entropy(logits.float(), targets, reduction="none")
             loss_sum = losses.sum()
+            hits = logits.argmax(dim=-1) == targets
         else:
             loss_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
         correct = None if self.training else (logits.argmax(dim=-1) == targets).sum()
         count = targets.new_tensor(targets.numel())
-        return MLMOutput(loss_sum, correct, count, gate_mean, losses)
+        return MLMOutput(loss_sum, correct, count, gate_mean, losses, hits)
 
     def compile_blocks(self) -> None:
         """torch.compile each encoder block, in place: parameter names (and so checkpoints)

@@ -19,6 +19,7 @@ from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
+from dmx.choices import RENAMED_WEIGHTINGS
 from dmx.config import Config, to_config, unknown_key
 from dmx.config.loading import register
 from dmx.errors import UserError, exception_line
@@ -40,6 +41,8 @@ def _one_line(err: Exception) -> str:
         group = (err.missing_cfg_file or "").rsplit("/", 1)
         name = group[-1]
         key = group[0] if len(group) == 2 else "config"
+        if key == "mask" and (renamed := RENAMED_WEIGHTINGS.get(name)):
+            return f"mask={name} is now mask={renamed}_weighted: the new name says what it does"
         return f"unknown choice {key}={name}; choose one of: {', '.join(sorted(err.options))}"
     # Hydra's advice for a key the config lacks is to add it (+key=...), which would only
     # hide a typo: name the settings there are instead.

@@ -1,5 +1,6 @@
-"""Masks that adapt to the data (PMI units, informative tokens) and to the model (adaptive
-per-id rates): their defining properties, their rates, and their runs end to end."""
+"""Masks that adapt to the data (PMI units, corpus weights, InforMask's rates) and to the
+model (loss-weighted rates, AMLM): their defining properties, their rates, and their runs
+end to end."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import torch
 from helpers import train_run
 
 from dmx.config import DataConfig, MaskConfig
+from dmx.data.corpus_weights import corpus_weights, neighbour_relevance
 from dmx.data.datamodule import IndexedSequences, MLMDataModule
-from dmx.data.informative import informative_weights, neighbour_relevance
+from dmx.data.informask import informask_rates, relevance, sample_and_score
 from dmx.data.pmi import (
     PMISettings,
     collocations,
@@ -195,22 +197,28 @@ def test_pmi_units_are_cached_by_corpus_and_settings(
     assert PMISettings(3, 10, 5).key() != settings.key()
 
 
-# --- informative and weighted selection -------------------------------------------------
+# --- corpus weights and weighted selection -------------------------------------------------
+
+
+def _planted(n: int, the_every: int) -> tuple[np.ndarray, np.ndarray]:
+    """A stream of random ids 20-199 with id 10 ("the") every ``the_every`` tokens, next to
+    anything, and id 11 (a content word) at 1% of the positions, always followed by 12."""
+    rng = np.random.default_rng(0)
+    ids = rng.integers(20, 200, n)
+    ids[::the_every] = 10
+    topic = np.flatnonzero(rng.random(len(ids)) < 0.01)
+    ids[topic] = 11
+    ids[np.minimum(topic + 1, len(ids) - 1)] = 12
+    return ids, np.asarray([0, len(ids)])
 
 
 def test_neighbour_pmi_ranks_a_token_with_fixed_neighbours_above_one_next_to_anything() -> None:
-    rng = np.random.default_rng(0)
-    ids = rng.integers(20, 200, 20000)
-    ids[::10] = 10  # "the": next to anything
-    topic = np.flatnonzero(rng.random(len(ids)) < 0.01)
-    ids[topic] = 11  # a content word that always comes with 12 after it
-    ids[np.minimum(topic + 1, len(ids) - 1)] = 12
-    offsets = np.asarray([0, len(ids)])
+    ids, offsets = _planted(20000, the_every=10)
     relevance = neighbour_relevance(ids, offsets, 256, window=2)
     assert relevance[11] > 3 * relevance[10]
-    weights = informative_weights(ids, offsets, 256, "inverse_frequency")
+    weights = corpus_weights(ids, offsets, 256, "inverse_frequency")
     assert weights[11] > weights[10]  # rarer
-    assert not np.isnan(informative_weights(ids, offsets, 256)).any()
+    assert not np.isnan(corpus_weights(ids, offsets, 256)).any()
 
 
 def test_weights_are_normalised_to_the_rate_within_bounds() -> None:
@@ -225,7 +233,7 @@ def test_weights_are_normalised_to_the_rate_within_bounds() -> None:
 def _weighted_masker(count: str) -> TokenMasker:
     return TokenMasker(
         seed=0, copies=None, prob=0.15, mask_token_frac=0.8, random_token_frac=0.1,
-        mask_token_id=4, n_special=N_SPECIAL, vocab_size=64, count=count, weighting="informative",
+        mask_token_id=4, n_special=N_SPECIAL, vocab_size=64, count=count, weighting="corpus",
     )  # fmt: skip
 
 
@@ -263,6 +271,62 @@ def test_weighted_masks_are_keyed() -> None:
         assert torch.equal(whole.input_ids[8:12], part.input_ids)
 
 
+# --- InforMask ---------------------------------------------------------------------------
+
+
+def test_relevance_is_each_tokens_summed_pmi_with_its_window() -> None:
+    rng = np.random.default_rng(1)
+    ids = rng.integers(N_SPECIAL, N_SPECIAL + 6, 60)
+    ids[30] = SEP_ID  # a special token: no relevance, no pairs through it
+    offsets = np.asarray([0, 31, 60])  # two documents: no pairs across them
+    window = 2
+    scores = relevance(ids, offsets, 64, window)
+    # The same by hand: pair counts in both directions, PMI = log(c_ab x total / (c_a c_b)).
+    doc = np.searchsorted(offsets, np.arange(60), side="right")
+    ok = lambda i, j: ids[i] >= N_SPECIAL and ids[j] >= N_SPECIAL and doc[i] == doc[j]  # noqa: E731
+    pairs = [(i, j) for i in range(60) for j in range(60) if 0 < abs(i - j) <= window and ok(i, j)]
+    c_ab: dict[tuple[int, int], int] = {}
+    for i, j in pairs:
+        c_ab[ids[i], ids[j]] = c_ab.get((ids[i], ids[j]), 0) + 1
+    c_a = {a: sum(c for (x, _), c in c_ab.items() if x == a) for a, _ in c_ab}
+    total = sum(c_ab.values())
+    expected = np.zeros(60)
+    for i, j in pairs:
+        a, b = ids[i], ids[j]
+        expected[i] += math.log(c_ab[a, b] * total / (c_a[a] * c_a[b]))
+    assert scores == pytest.approx(expected)
+    assert scores[30] == 0.0
+
+
+def test_sample_and_score_keeps_the_best_of_its_draws_at_the_budget() -> None:
+    ids = np.full((200, 20), N_SPECIAL, dtype=np.int64)
+    ids[:, 0] = 2  # [CLS]: never masked
+    scores = np.zeros((200, 20))
+    scores[:, 5] = 10.0  # one position worth masking
+    one = sample_and_score(ids, scores, 0.2, 1, np.random.default_rng(0))
+    many = sample_and_score(ids, scores, 0.2, 10, np.random.default_rng(0))
+    for chosen in (one, many):
+        assert (chosen.sum(axis=1) == round(0.2 * 19)).all()  # the budget, exactly
+        assert not chosen[:, 0].any()
+    # One draw holds position 5 in 4 of 19 cases; the best of 10 nearly always does.
+    assert 0.1 < one[:, 5].mean() < 0.35 and many[:, 5].mean() > 0.85
+
+
+def test_informask_rates_favour_informative_ids_and_average_the_rate() -> None:
+    ids, offsets = _planted(40000, the_every=4)
+    spans = [(i, min(i + 63, len(ids))) for i in range(0, len(ids), 63)]
+    rates = informask_rates(ids, offsets, spans, 256, 0.15, window=5, samples=10)
+    ordinary = float(np.median(rates[20:200]))  # ids next to random neighbours
+    assert min(rates[11], rates[12]) > 1.4 * ordinary and rates[10] < 0.75 * ordinary
+    assert rates[200:].max() == 0.0 and rates[:N_SPECIAL].max() == 0.0  # never seen
+    counts = np.bincount(ids, minlength=256)
+    # Every row masks round(15%) of its tokens (9 of 63), so that is the rates' mean.
+    budget = sum(np.rint(0.15 * (b - a)) for a, b in spans)
+    assert float((rates * counts).sum()) == pytest.approx(budget)
+    again = informask_rates(ids, offsets, spans, 256, 0.15, window=5, samples=10)
+    assert np.array_equal(rates, again)  # a corpus statistic: the same table every run
+
+
 # --- adaptive -----------------------------------------------------------------------------
 
 
@@ -276,9 +340,9 @@ def test_adaptive_rates_rise_for_ids_with_high_loss_and_keep_the_mean() -> None:
     ids = torch.tensor([2, 2, 3, 3, 4, 5])
     losses = torch.tensor([0.5, 0.5, 1.0, 1.0, 4.0, 6.0])
     before = rates.rates().clone()
-    rates.observe(ids, losses)
+    rates.observe(ids, losses, losses < 2)
     assert not rates.due()
-    rates.observe(ids, losses)
+    rates.observe(ids, losses, losses < 2)
     assert rates.due()
     summary = rates.update(step=2)
     after = rates.rates()
@@ -294,7 +358,7 @@ def test_adaptive_rates_rise_for_ids_with_high_loss_and_keep_the_mean() -> None:
 def test_adaptive_smoothing_moves_part_of_the_way_and_unseen_ids_keep_their_weight() -> None:
     slow, fast = _rates(every=1, smoothing=0.1), _rates(every=1, smoothing=1.0)
     for r in (slow, fast):
-        r.observe(torch.tensor([2, 3]), torch.tensor([1.0, 3.0]))
+        r.observe(torch.tensor([2, 3]), torch.tensor([1.0, 3.0]), torch.tensor([1.0, 3.0]) < 2)
         r.update(step=1)
     assert fast.weights[3] > slow.weights[3] > 1.0
     # Id 4 and 5 were not seen: they only move by the renormalisation, together.
@@ -303,13 +367,13 @@ def test_adaptive_smoothing_moves_part_of_the_way_and_unseen_ids_keep_their_weig
 
 def test_adaptive_update_sums_the_window_across_processes() -> None:
     rates = _rates(every=1)
-    rates.observe(torch.tensor([2]), torch.tensor([1.0]))
+    rates.observe(torch.tensor([2]), torch.tensor([1.0]), torch.tensor([1.0]) < 2)
     seen: list[torch.Tensor] = []
 
     def reduce(t: torch.Tensor) -> torch.Tensor:
         seen.append(t.clone())
         other = torch.zeros_like(t)
-        other[0, 5], other[1, 5] = 9.0, 1.0  # another process saw id 5 with a high loss
+        other[0, 5], other[2, 5] = 9.0, 1.0  # another process saw id 5 with a high loss
         return t + other
 
     rates.update(step=1, reduce=reduce)
@@ -319,45 +383,113 @@ def test_adaptive_update_sums_the_window_across_processes() -> None:
 
 def test_adaptive_state_round_trips() -> None:
     rates = _rates(every=3)
-    rates.observe(torch.tensor([2, 5]), torch.tensor([1.0, 2.0]))
-    rates.observe(torch.tensor([2, 5]), torch.tensor([1.0, 2.0]))
-    rates.observe(torch.tensor([2, 5]), torch.tensor([1.0, 2.0]))
+    rates.observe(torch.tensor([2, 5]), torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0]) < 2)
+    rates.observe(torch.tensor([2, 5]), torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0]) < 2)
+    rates.observe(torch.tensor([2, 5]), torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0]) < 2)
     rates.update(step=3)
-    rates.observe(torch.tensor([3]), torch.tensor([5.0]))
+    rates.observe(torch.tensor([3]), torch.tensor([5.0]), torch.tensor([5.0]) < 2)
     restored = _rates(every=3)
     restored.load_state_dict(rates.state_dict())
-    for name in ("weights", "loss_sum", "count"):
+    for name in ("weights", "loss_sum", "correct", "count"):
         assert torch.equal(getattr(restored, name), getattr(rates, name))
     assert restored.steps_in_window == 1 and restored.history == rates.history
+
+
+def _amlm(every: int = 1, smoothing: float = 0.8, floor: float = 0.005) -> AdaptiveRates:
+    freq = torch.tensor([0, 0, 40, 30, 20, 10], dtype=torch.float64)
+    return AdaptiveRates(freq, 0.15, every, smoothing, 1.0, 0.1, 4.0, rule="amlm", floor=floor)
+
+
+def test_amlm_follows_its_released_update_rule() -> None:
+    rates = _amlm()
+    ids = torch.tensor([2, 2, 2, 2, 3, 3, 4])
+    hits = torch.tensor([True, True, True, False, False, False, True])
+    rates.observe(ids, torch.zeros(7), hits)
+    rates.update(step=1)
+    # train_mask.py's update_mask_weights, on the same counts (ids 0, 1 and 5 not seen):
+    correct = torch.tensor([0, 0, 3, 0, 1, 0], dtype=torch.float64)
+    seen = torch.tensor([0, 0, 4, 2, 1, 0], dtype=torch.float64)
+    acc = (correct + 0.5) / (seen + 1)
+    w = (0.2 * torch.full((6,), 0.15, dtype=torch.float64) + 0.8 * (0.15 - acc * 0.15)).clamp(0.005)
+    w = 0.15 * 6 * w / w.sum()
+    assert (0.15 * rates.weights.double()).tolist() == pytest.approx(w.tolist(), rel=1e-6)
+    assert rates.weights[3] > rates.weights[5] > rates.weights[2]  # wrong > unseen > right
+    assert float(rates.count.sum()) == 0.0 and float(rates.correct.sum()) == 0.0
+
+
+def test_amlm_floors_learned_ids() -> None:
+    rates = _amlm(smoothing=1.0, floor=0.01)
+    rates.observe(torch.tensor([2] * 50), torch.zeros(50), torch.ones(50, dtype=torch.bool))
+    rates.update(step=1)
+    # acc = 50.5 / 51: the target 0.15 x (1 - acc) is below the floor, so it is the floor,
+    # before the vocabulary mean is rescaled to 0.15.
+    others = (1 - 0.5) * 0.15
+    assert float(rates.weights[2] / rates.weights[0]) == pytest.approx(0.01 / others, rel=1e-5)
+
+
+def test_amlm_weights_are_normalised_within_each_sequence() -> None:
+    masker = TokenMasker(
+        seed=0, copies=None, prob=0.15, mask_token_frac=0.8, random_token_frac=0.1,
+        mask_token_id=4, n_special=N_SPECIAL, vocab_size=64, weighting="amlm",
+    )  # fmt: skip
+    weights = torch.ones(64)
+    weights[N_SPECIAL] = 3.0
+    rows = 20000
+    ids = torch.full((rows, 10), N_SPECIAL + 1)
+    ids[:, 0] = N_SPECIAL  # one heavy token in each row of ten
+    out = masker(ids, torch.arange(rows), 0, weights=weights)
+    # rate x n x w / sum(w): 0.15 x 10 x 3 / 12 for the heavy one, x 1 / 12 for the others.
+    assert float(out.selected[:, 0].float().mean()) == pytest.approx(0.375, abs=0.015)
+    assert float(out.selected[:, 1:].float().mean()) == pytest.approx(0.125, abs=0.005)
+    # The same weights scaled: the same masks (only their ratios within a row matter).
+    assert torch.equal(
+        masker(ids, torch.arange(rows), 0, weights=weights * 7).selected, out.selected
+    )
+    assert float(out.selected.sum(1).float().mean()) == pytest.approx(1.5, abs=0.03)
 
 
 # --- runs ---------------------------------------------------------------------------------
 
 
+# Each preset and the label its runs carry.
+LABELS = {
+    "pmi": "pmi",
+    "corpus_weighted": "corpus-weighted",
+    "informask": "informask",
+    "loss_weighted": "loss-weighted",
+    "amlm": "amlm",
+}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("copies", ["null", "2"])
-@pytest.mark.parametrize("mask", ["pmi", "informative", "adaptive"])
+@pytest.mark.parametrize("mask", list(LABELS))
 def test_each_strategy_trains_static_and_dynamic(tmp_path: Path, mask: str, copies: str) -> None:
     run = tmp_path / "run"
-    extra = ["mask.adapt_every=4"] if mask == "adaptive" else []
+    moving = mask in ("loss_weighted", "amlm")
+    extra = ["mask.adapt_every=4"] if moving else []
     if mask == "pmi":
         extra = ["mask.pmi_min_count=3"]
     metrics = train_run(run, f"mask={mask}", f"mask.copies={copies}", *extra)
     assert metrics["status"] == "done"
     timing = "dynamic" if copies == "null" else "static(K=2)"
-    assert metrics["mask_strategy"] == f"{mask} {timing}"
+    assert metrics["mask_strategy"] == f"{LABELS[mask]} {timing}"
     assert metrics["mask_rate"] == pytest.approx(0.15, abs=0.02)
     if mask == "pmi":
         assert 0.0 < metrics["mask_multiword_share"] < 1.0
     else:
         assert "mask_multiword_share" not in metrics
-    if mask == "adaptive":
+    # InforMask turns every selected token into [MASK]; the others keep 80/10/10.
+    assert metrics["mask_frac_mask"] == pytest.approx(1.0 if mask == "informask" else 0.8, abs=0.05)
+    if moving:
         assert metrics["adaptive_updates"] >= 2
-        assert metrics["adaptive_rate_mean"] == pytest.approx(0.15, abs=1e-4)
+        if mask == "loss_weighted":  # AMLM keeps the mean per sequence, not over the corpus
+            assert metrics["adaptive_rate_mean"] == pytest.approx(0.15, abs=1e-4)
         assert metrics["adaptive_rate_p95"] > metrics["adaptive_rate_p05"]
         record = json.loads((run / ADAPTIVE_FILE).read_text())
         assert len(record["history"]) == metrics["adaptive_updates"]
         assert record["prob"] == 0.15 and len(record["bands"]) == 4
+        assert record["rule"] == ("loss" if mask == "loss_weighted" else "amlm")
     else:
         assert not (run / ADAPTIVE_FILE).exists()
 
@@ -381,11 +513,11 @@ def _text_corpus(tmp_path: Path) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("copies", ["null", "2"])
-@pytest.mark.parametrize("mask", ["pmi", "informative", "adaptive"])
+@pytest.mark.parametrize("mask", ["pmi", "corpus_weighted", "loss_weighted"])
 def test_each_strategy_trains_on_a_users_text_corpus(
     tmp_path: Path, mask: str, copies: str
 ) -> None:
-    extra = {"pmi": ["mask.pmi_min_count=5"], "adaptive": ["mask.adapt_every=4"]}
+    extra = {"pmi": ["mask.pmi_min_count=5"], "loss_weighted": ["mask.adapt_every=4"]}
     metrics = train_run(
         tmp_path / "run",
         *_text_corpus(tmp_path),
@@ -401,8 +533,8 @@ def test_each_strategy_trains_on_a_users_text_corpus(
 
 
 def test_a_weighting_for_another_unit_is_refused_with_one_line(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="mask.weighting=adaptive weighs single tokens"):
-        train_run(tmp_path / "run", "mask=span", "mask.weighting=adaptive")
+    with pytest.raises(UserError, match="mask.weighting=amlm weighs single tokens"):
+        train_run(tmp_path / "run", "mask=span", "mask.weighting=amlm")
 
 
 @pytest.mark.slow
@@ -426,7 +558,7 @@ def test_every_adaptive_update_reaches_wandb(
         tmp_path / "run",
         "logger=wandb",
         "logger.mode=offline",
-        "mask=adaptive",
+        "mask=loss_weighted",
         "mask.adapt_every=7",
     )
     updates = [(step, m) for step, m in logged if "mask/adaptive_rate_std" in m]

@@ -86,8 +86,8 @@ def one_error_line(result: Any) -> str:
             "mask.nonsense is not a dmx setting; mask has: unit, copies, prob, count, "
             "mask_token_frac, random_token_frac, schedule, schedule_start, schedule_end, "
             "span_p, span_max, pmi_ngram_max, pmi_min_count, pmi_vocab_size, weighting, "
-            "informative_by, informative_window, weight_min, weight_max, adapt_every, "
-            "adapt_smoothing, adapt_power",
+            "corpus_weight_by, corpus_window, informask_samples, weight_min, weight_max, "
+            "adapt_every, adapt_smoothing, adapt_power, amlm_floor",
         ),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else "",

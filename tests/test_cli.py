@@ -26,8 +26,8 @@ from dmx.runs import RunLock, read_metrics
     [
         (
             ["train", "mask=nonsense"],
-            "unknown choice mask=nonsense; choose one of: adaptive, dynamic, informative, pmi, "
-            "span, static, whole_word",
+            "unknown choice mask=nonsense; choose one of: amlm, corpus_weighted, dynamic, "
+            "informask, loss_weighted, pmi, span, static, whole_word",
         ),
         (["train", "mask.prob=1.5"], "mask.prob must be in (0, 1), got 1.5"),
         (["train", "seed=0,1"], "seed=0,1 asks for several runs; use `dmx sweep seed=0,1`"),

@@ -55,9 +55,11 @@ def test_every_group_has_choices() -> None:
     assert all(choices(g) for g in GROUPS)
     assert choices("model") == ["base", "small", "tiny"]
     assert choices("mask") == [
-        "adaptive",
+        "amlm",
+        "corpus_weighted",
         "dynamic",
-        "informative",
+        "informask",
+        "loss_weighted",
         "pmi",
         "span",
         "static",
@@ -120,15 +122,27 @@ def test_every_model_setting_reaches_the_encoder_by_name() -> None:
     [
         (
             ["mask=nonsense"],
-            "unknown choice mask=nonsense; choose one of: adaptive, dynamic, informative, pmi, "
-            "span, static, whole_word",
+            "unknown choice mask=nonsense; choose one of: amlm, corpus_weighted, dynamic, "
+            "informask, loss_weighted, pmi, span, static, whole_word",
         ),
+        (["mask=informative"], "mask=informative is now mask=corpus_weighted: the new name"),
+        (["mask=adaptive"], "mask=adaptive is now mask=loss_weighted: the new name says"),
         (
             ["mask.unit=phrase"],
             "mask.unit must be one of token, whole_word, span, pmi; got 'phrase'",
         ),
-        (["mask.weighting=tfidf"], "mask.weighting must be one of uniform, informative, adaptive"),
-        (["mask=span", "mask.weighting=adaptive"], "weighs single tokens; use it with mask.unit"),
+        (
+            ["mask.weighting=tfidf"],
+            "mask.weighting must be one of uniform, corpus, informask, loss, amlm",
+        ),
+        (
+            ["mask.weighting=informative"],
+            "mask.weighting=informative is now mask.weighting=corpus (mask=corpus_weighted)",
+        ),
+        (["mask.weighting=adaptive"], "is now mask.weighting=loss (mask=loss_weighted)"),
+        (["mask=span", "mask.weighting=loss"], "weighs single tokens; use it with mask.unit"),
+        (["mask=amlm", "mask.amlm_floor=0.2"], "mask.amlm_floor must be in [0, mask.prob)"),
+        (["mask.informask_samples=0"], "mask.informask_samples must be >= 1, got 0"),
         (["mask.adapt_smoothing=0"], "mask.adapt_smoothing must be in (0, 1], got 0.0"),
         (["mask.weight_max=0.5"], "mask.weight_min <= 1 <= mask.weight_max must hold"),
         (["mask.pmi_ngram_max=7"], "mask.pmi_ngram_max must be 2 to 5, got 7"),

@@ -96,11 +96,11 @@ def test_the_global_batch_must_divide_across_processes() -> None:
     "extra",
     [
         [],
-        # The adaptive rate table: each process sees half the tokens of a step, and the window
-        # sums are summed across them before every update, so both hold one process's table.
-        ["mask=adaptive", "mask.adapt_every=4"],
+        # AMLM's rate table: each process sees half the tokens of a step, and the window sums
+        # are summed across them before every update, so both hold one process's table.
+        ["mask=amlm", "mask.adapt_every=4"],
     ],
-    ids=["uniform", "adaptive"],
+    ids=["uniform", "amlm"],
 )
 def test_two_processes_train_what_one_does(tmp_path: Path, extra: list[str]) -> None:
     """A real 2-process DDP run (gloo) against the same run in one process: the same steps,

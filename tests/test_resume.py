@@ -63,8 +63,8 @@ def _history(run: Path) -> list[str]:
         (["mask=static", "mask.copies=2", "attention=random_dynamic"], 21),
         (["mask=span", "rate=ankner_linear"], 30),
         (["attention=learned_gate", "finetune=embedded", "finetune.epochs=1"], 10),
-        # The adaptive rate table and its half-filled window come back from step 8.
-        (["mask=adaptive", "mask.adapt_every=3"], 10),
+        # AMLM's rate table and its half-filled window come back from step 8.
+        (["mask=amlm", "mask.adapt_every=3"], 10),
         (["mask=pmi", "mask.pmi_min_count=3", "mask.copies=2"], 21),
     ],
 )
@@ -268,8 +268,9 @@ def test_a_sweep_started_again_trains_only_what_did_not_finish(tmp_path: Path) -
         ["attention=learned_gate"],
         ["finetune=embedded", "finetune.epochs=1"],
         ["mask=pmi", "mask.pmi_min_count=3"],
-        ["mask=informative"],
-        ["mask=adaptive", "mask.adapt_every=4"],
+        ["mask=informask"],
+        ["mask=loss_weighted", "mask.adapt_every=4"],
+        ["mask=amlm", "mask.adapt_every=4"],
     ],
 )
 def test_the_same_config_and_seed_give_the_same_numbers(

@@ -23,6 +23,7 @@ from dmx.data.statistics import CorpusStatistics, corpus_statistics
 from dmx.data.tokenizer import MASK_ID, N_SPECIAL
 from dmx.errors import UserError
 from dmx.masking import TokenMasker
+from dmx.masking.adaptive import RULES
 
 # (label, unit, count, weighting): every selection a MaskConfig can ask for. Static and
 # dynamic masking run the same code with another key, so one of them (dynamic: a new key
@@ -36,11 +37,13 @@ STRATEGIES: tuple[tuple[str, str, str, str], ...] = (
     ("span (bernoulli)", "span", "bernoulli", "uniform"),
     ("pmi (fixed, PMI-Masking)", "pmi", "fixed", "uniform"),
     ("pmi (bernoulli)", "pmi", "bernoulli", "uniform"),
-    ("informative (bernoulli)", "token", "bernoulli", "informative"),
-    ("informative (fixed)", "token", "fixed", "informative"),
-    # Its table lookup, plus the per-step bookkeeping of the selected tokens' losses (the
-    # table's update every mask.adapt_every steps is included, every 20 batches).
-    ("adaptive (bernoulli)", "token", "bernoulli", "adaptive"),
+    ("corpus-weighted (bernoulli)", "token", "bernoulli", "corpus"),
+    ("corpus-weighted (fixed)", "token", "fixed", "corpus"),
+    ("informask (bernoulli)", "token", "bernoulli", "informask"),
+    # Their table lookup, plus the per-step bookkeeping of the selected tokens' losses and
+    # hits (the table's update every mask.adapt_every steps is included, every 20 batches).
+    ("loss-weighted (bernoulli)", "token", "bernoulli", "loss"),
+    ("amlm (bernoulli)", "token", "bernoulli", "amlm"),
 )
 HF_LABEL = "HuggingFace DataCollatorForLanguageModeling"
 
@@ -92,14 +95,14 @@ def bench_masking(
         label: replace(MaskConfig(), copies=None, prob=prob, unit=unit, count=count, weighting=w)
         for label, unit, count, w in STRATEGIES
     }
-    # Statistics depend on the unit and the weighting only, and PMI units and informative
-    # weights are read-only: built once per kind. An adaptive table is training state, so
-    # each adaptive strategy gets its own.
+    # Statistics depend on the unit and the weighting only, and PMI units and fixed weights
+    # are read-only: built once per kind. An adaptive table is training state, so each
+    # adaptive strategy gets its own.
     built: dict[tuple[str, str], CorpusStatistics] = {}
     needs = {}
     for label, mask in configs.items():
         kind = (mask.unit, mask.weighting)
-        if kind not in built or mask.weighting == "adaptive":
+        if kind not in built or mask.weighting in RULES:
             built[kind] = corpus_statistics(corpus, mask)
         needs[label] = built[kind]
     tokens = {"vocab_size": corpus.vocab_size, "mask_token_id": MASK_ID, "n_special": N_SPECIAL}
@@ -131,7 +134,7 @@ def bench_masking(
                 )
                 if adaptive is not None:  # the step's losses, as training feeds them
                     ids = masked.labels[masked.selected]
-                    adaptive.observe(ids, torch.rand(len(ids)))
+                    adaptive.observe(ids, torch.rand(len(ids)), torch.rand(len(ids)) < 0.5)
                     if adaptive.due():
                         adaptive.update(key)
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dmx.choices import (
-    INFORMATIVE_BY,
+    CORPUS_WEIGHT_BY,
     MASK_COUNTS,
     MASK_SCHEDULES,
     MASK_UNITS,
     MASK_WEIGHTINGS,
+    RENAMED_WEIGHTINGS,
 )
 from dmx.config.checks import check, check_choice, check_split
 
@@ -48,28 +49,46 @@ class MaskConfig:
     pmi_ngram_max: int = 5
     pmi_min_count: int = 10
     pmi_vocab_size: int = 1000
-    # Which tokens a rate prefers (single tokens only): uniform (every token alike),
-    # informative (a fixed weight per token id from corpus statistics, after InforMask), or
-    # adaptive (a weight per id that follows the model's losses, after AMLM). Weights keep
-    # the expected rate: token v is selected with probability rate x weight[v].
+    # Which tokens a rate prefers (single tokens only; dmx.masking.weights):
+    # - uniform: every token alike;
+    # - corpus: a fixed weight per token id from corpus statistics (corpus_weight_by), kept in
+    #   [weight_min, weight_max] and normalised so the expected rate stays the rate;
+    # - informask: InforMask's per-id rates (Sadeq et al., 2022), from sample-and-score masking
+    #   over the training split (dmx.data.informask), used as they are;
+    # - loss: a weight per id that follows the model's losses (dmx.masking.adaptive);
+    # - amlm: AMLM's rule (Edman and Fraser, 2025): per-id weights from the model's accuracy,
+    #   normalised within each sequence.
+    # Token v is selected with probability rate x weight[v].
     weighting: str = "uniform"
-    # informative: neighbour_pmi (expected PMI with the tokens within informative_window) or
-    # inverse_frequency (1 / sqrt(count)); see dmx.data.informative for why PMI is the default.
-    informative_by: str = "neighbour_pmi"
-    informative_window: int = 5
-    # Weights stay in [weight_min, weight_max]; keep weight_max x prob <= 1 for an exact rate.
+    # corpus: neighbour_pmi (expected PMI with the tokens within corpus_window) or
+    # inverse_frequency (1 / sqrt(count)); see dmx.data.corpus_weights for why PMI is the
+    # default. informask scores tokens by PMI with the tokens within corpus_window too.
+    corpus_weight_by: str = "neighbour_pmi"
+    corpus_window: int = 5
+    # informask: random masks drawn per sequence, the best by total relevance kept.
+    informask_samples: int = 10
+    # corpus and loss: weights stay in [weight_min, weight_max]; keep weight_max x prob <= 1
+    # for an exact rate.
     weight_min: float = 0.1
     weight_max: float = 4.0
-    # adaptive: every adapt_every steps, each id's weight moves adapt_smoothing of the way to
-    # (its mean loss / the mean loss) ^ adapt_power over those steps.
+    # loss and amlm: the table moves every adapt_every steps, adapt_smoothing of the way to
+    # its target. loss: the target is (the id's mean loss / the mean loss) ^ adapt_power.
+    # amlm: the target is prob x (1 - the id's accuracy), floored at amlm_floor.
     adapt_every: int = 20
     adapt_smoothing: float = 0.3
     adapt_power: float = 1.0
+    amlm_floor: float = 0.005
 
     def __post_init__(self) -> None:
         check_choice("mask.unit", self.unit, MASK_UNITS)
+        renamed = RENAMED_WEIGHTINGS.get(self.weighting)
+        check(
+            renamed is None,
+            f"mask.weighting={self.weighting} is now mask.weighting={renamed} "
+            f"(mask={renamed}_weighted): the new name says what it does",
+        )
         check_choice("mask.weighting", self.weighting, MASK_WEIGHTINGS)
-        check_choice("mask.informative_by", self.informative_by, INFORMATIVE_BY)
+        check_choice("mask.corpus_weight_by", self.corpus_weight_by, CORPUS_WEIGHT_BY)
         check(
             self.weighting == "uniform" or self.unit == "token",
             f"mask.weighting={self.weighting} weighs single tokens; use it with mask.unit=token "
@@ -83,9 +102,10 @@ class MaskConfig:
         check(
             self.pmi_vocab_size >= 1, f"mask.pmi_vocab_size must be >= 1, got {self.pmi_vocab_size}"
         )
+        check(self.corpus_window >= 1, f"mask.corpus_window must be >= 1, got {self.corpus_window}")
         check(
-            self.informative_window >= 1,
-            f"mask.informative_window must be >= 1, got {self.informative_window}",
+            self.informask_samples >= 1,
+            f"mask.informask_samples must be >= 1, got {self.informask_samples}",
         )
         check(
             0.0 <= self.weight_min <= 1.0 <= self.weight_max,
@@ -107,6 +127,10 @@ class MaskConfig:
         for key in ("prob", "schedule_start", "schedule_end"):
             value = getattr(self, key)
             check(0.0 < value < 1.0, f"mask.{key} must be in (0, 1), got {value}")
+        check(
+            0.0 <= self.amlm_floor < self.prob,
+            f"mask.amlm_floor must be in [0, mask.prob), got {self.amlm_floor}",
+        )
         check(0.0 < self.span_p <= 1.0, f"mask.span_p must be in (0, 1], got {self.span_p}")
         check(self.span_max >= 1, f"mask.span_max must be >= 1, got {self.span_max}")
         check_split("mask.", self.mask_token_frac, self.random_token_frac)

@@ -143,8 +143,8 @@ class MLMDataModule(L.LightningDataModule):
         self._resume: tuple[int, int] | None = None  # (epoch, batches done) from a checkpoint
         self._train_sampler: EpochKeyedSampler | None = None
         # Masks that depend on the corpus or the model (dmx.masking.weights): the PMI unit
-        # starts of the training stream, fixed per-id weights (informative), or the adaptive
-        # table, which is training state and travels in state_dict.
+        # starts of the training stream, fixed per-id weights (corpus, informask), or the
+        # adaptive table (loss, amlm), which is training state and travels in state_dict.
         self.units: np.ndarray | None = None
         self.weights: torch.Tensor | None = None
         self.adaptive: AdaptiveRates | None = None
@@ -218,13 +218,15 @@ class MLMDataModule(L.LightningDataModule):
             if self.adaptive is not None:
                 self.adaptive.load_state_dict(adaptive)
 
-    def observe_losses(self, ids: torch.Tensor, losses: torch.Tensor) -> dict[str, float] | None:
-        """One training step's selected tokens and their losses, for adaptive masking: after
-        every ``mask.adapt_every`` steps the table moves (summed across processes first),
-        and its summary is returned for logging."""
+    def observe_losses(
+        self, ids: torch.Tensor, losses: torch.Tensor, hits: torch.Tensor
+    ) -> dict[str, float] | None:
+        """One training step's selected tokens, their losses and hits, for adaptive masking:
+        after every ``mask.adapt_every`` steps the table moves (summed across processes
+        first), and its summary is returned for logging."""
         if self.adaptive is None:
             return None
-        self.adaptive.observe(ids, losses)
+        self.adaptive.observe(ids, losses, hits)
         if not self.adaptive.due():
             return None
         trainer = self.trainer

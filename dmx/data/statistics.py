@@ -1,6 +1,6 @@
 """What a masking strategy reads from the training split besides the ids: the PMI unit
-starts (``unit=pmi``), fixed per-id weights (``weighting=informative``), or the adaptive
-table's starting point (``weighting=adaptive``).
+starts (``unit=pmi``), fixed per-id weights (``weighting=corpus`` or ``informask``), or the
+starting point of a table that moves during training (``weighting=loss`` or ``amlm``).
 
 One function builds them from a ``mask`` config, for a run (:class:`MLMDataModule`) and for
 ``dmx bench --masking`` alike, so a benchmark times exactly what training uses.
@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from dmx.data.corpus import Corpus
-from dmx.data.informative import informative_weights, token_counts
+from dmx.data.corpus_weights import MAX_TOKENS, corpus_weights, token_counts
+from dmx.data.informask import informask_rates
 from dmx.data.pmi import PMISettings, load_or_build_units
 from dmx.masking.adaptive import AdaptiveRates
 from dmx.masking.weights import expected_rate, normalise
@@ -27,8 +28,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class CorpusStatistics:
     units: np.ndarray | None = None  # the training stream's PMI unit starts
-    weights: torch.Tensor | None = None  # informative: a fixed weight per token id
-    adaptive: AdaptiveRates | None = None  # adaptive: per-id weights that follow the losses
+    weights: torch.Tensor | None = None  # corpus, informask: a fixed weight per token id
+    adaptive: AdaptiveRates | None = None  # loss, amlm: per-id weights that move in training
 
 
 def corpus_statistics(corpus: Corpus, mask: Any) -> CorpusStatistics:
@@ -48,23 +49,49 @@ def corpus_statistics(corpus: Corpus, mask: Any) -> CorpusStatistics:
         return out
     counts = token_counts(stream.ids, vocab)
     freq = torch.from_numpy(counts)
-    if mask.weighting == "adaptive":
+    if mask.weighting in ("loss", "amlm"):
         out.adaptive = AdaptiveRates.from_config(mask, freq)
         return out
-    raw = informative_weights(
-        stream.ids,
-        stream.offsets,
-        vocab,
-        mask.informative_by,
-        mask.informative_window,
-        counts=counts,
-    )
-    out.weights = normalise(torch.from_numpy(raw), freq, mask.weight_min, mask.weight_max)
+    if mask.weighting == "informask":
+        spans = _rows_up_to(corpus, MAX_TOKENS)
+        rates = informask_rates(
+            stream.ids,
+            stream.offsets,
+            spans,
+            vocab,
+            mask.prob,
+            mask.corpus_window,
+            mask.informask_samples,
+        )
+        # The masker selects token v at rate x weight[v]: at mask.prob, InforMask's rate.
+        out.weights = torch.from_numpy(rates / mask.prob).to(torch.float32)
+    else:
+        raw = corpus_weights(
+            stream.ids,
+            stream.offsets,
+            vocab,
+            mask.corpus_weight_by,
+            mask.corpus_window,
+            counts=counts,
+        )
+        out.weights = normalise(torch.from_numpy(raw), freq, mask.weight_min, mask.weight_max)
+    seen = freq > 0
     log.info(
-        "informative masking (%s): per-id rates from %.3f to %.3f, expected rate %.4f",
-        mask.informative_by,
-        mask.prob * float(out.weights[freq > 0].min()),
-        min(1.0, mask.prob * float(out.weights[freq > 0].max())),
+        "%s masking: per-id rates from %.3f to %.3f, expected rate %.4f",
+        mask.weighting,
+        mask.prob * float(out.weights[seen].min()),
+        min(1.0, mask.prob * float(out.weights[seen].max())),
         expected_rate(out.weights, freq, mask.prob),
     )
     return out
+
+
+def _rows_up_to(corpus: Corpus, tokens: int) -> list[tuple[int, int]]:
+    """The training rows' spans in the stream, as far as its first ``tokens`` tokens."""
+    spans = []
+    for i in range(len(corpus.train)):
+        span = corpus.train.span(i)
+        if span[1] > tokens:
+            break
+        spans.append(span)
+    return spans

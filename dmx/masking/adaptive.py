@@ -1,9 +1,10 @@
-"""Adaptive masking: a selection rate per token id that follows the model's losses.
+"""Adaptive masking: a selection rate per token id that follows the model during training.
 
 Uniform masking spends most of its budget on tokens the model already predicts well
-("the", "."). AMLM (BabyLM 2025) moves each id's rate during training, up for ids the model
-still gets wrong and down for ids it has learned, keeping the mean rate fixed. dmx does the
-same from the cross-entropy of the selected tokens:
+("the", "."). Two rules move each id's rate, up for ids the model still gets wrong and down
+for ids it has learned:
+
+``weighting=loss`` (dmx's rule), from the cross-entropy of the selected tokens:
 
 * every training step adds each selected token's loss to its id's window sums;
 * every ``every`` steps, each id seen in the window gets the target weight
@@ -13,6 +14,17 @@ same from the cross-entropy of the selected tokens:
 * the weights are clipped to ``[lo, hi]`` and renormalised to a mean of 1 over the training
   tokens (dmx.masking.weights), so the expected rate stays ``mask.prob`` (or the schedule's
   rate): token ``v`` is selected with probability ``rate x weight[v]``.
+
+``weighting=amlm`` (AMLM, Edman and Fraser, BabyLM 2025, as its released ``train_mask.py``),
+from whether the model's top prediction at each selected token was right:
+
+* every ``every`` steps, each id's accuracy over the window is ``(correct + 0.5) /
+  (seen + 1)`` (an id not seen counts as 50%), its weight ``w`` (in rate units, starting at
+  ``prob``) moves ``smoothing`` of the way to ``prob x (1 - accuracy)``, is floored at
+  ``floor`` and rescaled so its mean over the *vocabulary* is ``prob``; the window resets;
+* the masker normalises the weights within each sequence (TokenMasker): token ``j`` is
+  selected with probability ``rate x n x w(x_j) / sum of w`` over the sequence's ``n``
+  ordinary tokens, so every sequence's expected count is the rate's.
 
 The table is training state, not configuration: it is in every checkpoint (through the
 DataModule's state_dict), so a resumed run continues with the same table and the same
@@ -29,8 +41,9 @@ from typing import Any
 
 import torch
 
-from dmx.masking.weights import normalise, weighted_quantiles
+from dmx.masking.weights import normalise, weighted_mean, weighted_quantiles
 
+RULES = ("loss", "amlm")  # the weightings whose table moves in training
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 # Ids are split into bands of equal token mass by frequency (the ids that make up the most
 # frequent quarter of the training tokens, the next quarter, ...), to plot how rates moved
@@ -51,6 +64,8 @@ class AdaptiveRates:
             mask.adapt_power,
             mask.weight_min,
             mask.weight_max,
+            rule=mask.weighting,
+            floor=mask.amlm_floor,
         )
 
     def __init__(
@@ -62,13 +77,18 @@ class AdaptiveRates:
         power: float,
         lo: float,
         hi: float,
+        rule: str = "loss",
+        floor: float = 0.005,
     ) -> None:
+        if rule not in RULES:
+            raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
         self.freq = freq.to(torch.float64)
         self.prob, self.every, self.smoothing, self.power = prob, every, smoothing, power
-        self.lo, self.hi = lo, hi
+        self.lo, self.hi, self.rule, self.floor = lo, hi, rule, floor
         vocab = len(freq)
         self.weights = normalise(torch.ones(vocab), self.freq, lo, hi)
         self.loss_sum = torch.zeros(vocab, dtype=torch.float64)
+        self.correct = torch.zeros(vocab, dtype=torch.float64)
         self.count = torch.zeros(vocab, dtype=torch.float64)
         self.steps_in_window = 0
         self.updates = 0
@@ -77,15 +97,17 @@ class AdaptiveRates:
 
     def to(self, device: torch.device) -> AdaptiveRates:
         """Keep the table and the window on the device the batches are masked on."""
-        for name in ("weights", "loss_sum", "count"):
+        for name in ("weights", "loss_sum", "correct", "count"):
             setattr(self, name, getattr(self, name).to(device))
         return self
 
-    def observe(self, ids: torch.Tensor, losses: torch.Tensor) -> None:
-        """Add one step's selected tokens (their ids and cross-entropies) to the window."""
+    def observe(self, ids: torch.Tensor, losses: torch.Tensor, hits: torch.Tensor) -> None:
+        """Add one step's selected tokens to the window: their ids, cross-entropies and
+        whether the model's top prediction was right."""
         if self.loss_sum.device != ids.device:
             self.to(ids.device)
         self.loss_sum.index_add_(0, ids, losses.detach().to(torch.float64))
+        self.correct.index_add_(0, ids, hits.detach().to(torch.float64))
         self.count.index_add_(0, ids, torch.ones_like(losses, dtype=torch.float64))
         self.steps_in_window += 1
 
@@ -95,31 +117,52 @@ class AdaptiveRates:
     def update(
         self, step: int, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
     ) -> dict[str, Any]:
-        """Move the weights towards the window's relative losses and start a new window;
-        ``reduce`` sums a tensor across processes. Returns the table's summary."""
-        window = torch.stack([self.loss_sum, self.count])
+        """Move the weights by the rule and start a new window; ``reduce`` sums a tensor
+        across processes. Returns the table's summary."""
+        window = torch.stack([self.loss_sum, self.correct, self.count])
         if reduce is not None:
             window = reduce(window)
-        loss_sum, count = window[0], window[1]
-        seen = count > 0
-        if bool(seen.any()):
-            mean_loss = loss_sum[seen].sum() / count[seen].sum()
-            relative = torch.where(seen, loss_sum / count.clamp_min(1) / mean_loss, 1.0)
-            target = relative.clamp_min(0).pow(self.power).to(self.weights.dtype)
-            moved = self.weights + self.smoothing * (target - self.weights)
-            weights = torch.where(seen, moved, self.weights)
-            self.weights = normalise(weights, self.freq.to(weights.device), self.lo, self.hi)
-        self.loss_sum.zero_()
-        self.count.zero_()
+        if self.rule == "amlm":
+            self.weights = self._amlm(window[1], window[2])
+        else:
+            self.weights = self._loss(window[0], window[2])
+        for sums in (self.loss_sum, self.correct, self.count):
+            sums.zero_()
         self.steps_in_window = 0
         self.updates += 1
         summary = self.summary()
         self.history.append({"step": step, **summary, "bands": self.band_rates()})
         return summary
 
+    def _loss(self, loss_sum: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        """dmx's rule: towards each seen id's relative mean loss, clipped, mean 1."""
+        seen = count > 0
+        if not bool(seen.any()):
+            return self.weights
+        mean_loss = loss_sum[seen].sum() / count[seen].sum()
+        relative = torch.where(seen, loss_sum / count.clamp_min(1) / mean_loss, 1.0)
+        target = relative.clamp_min(0).pow(self.power).to(self.weights.dtype)
+        moved = self.weights + self.smoothing * (target - self.weights)
+        weights = torch.where(seen, moved, self.weights)
+        return normalise(weights, self.freq.to(weights.device), self.lo, self.hi)
+
+    def _amlm(self, correct: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        """AMLM's rule, in rate units (``prob x weights``), on every id of the vocabulary;
+        the weights stay relative (a vocabulary mean of 1): the masker rescales them per
+        sequence anyway."""
+        accuracy = (correct + 0.5) / (count + 1)
+        target = self.prob * (1 - accuracy)
+        current = self.prob * self.weights.to(torch.float64)
+        moved = (current + self.smoothing * (target - current)).clamp_min(self.floor)
+        return (moved / moved.mean()).to(self.weights.dtype)
+
     def rates(self) -> torch.Tensor:
-        """Each id's selection probability at the configured rate."""
-        return (self.prob * self.weights).clamp(max=1.0)
+        """Each id's selection probability at the configured rate. For AMLM, whose weights
+        are normalised per sequence, the rate in a sequence of the corpus's average mix."""
+        weights = self.weights
+        if self.rule == "amlm":
+            weights = weights / weighted_mean(weights, self.freq.to(weights.device))
+        return (self.prob * weights).clamp(max=1.0)
 
     def summary(self) -> dict[str, Any]:
         """The spread of the per-id rates over the training tokens: quantiles and std."""
@@ -149,12 +192,14 @@ class AdaptiveRates:
         summary after every update."""
         freq = self.freq.cpu()
         return {
+            "rule": self.rule,
             "prob": self.prob,
             "every": self.every,
             "smoothing": self.smoothing,
             "power": self.power,
             "weight_min": self.lo,
             "weight_max": self.hi,
+            "floor": self.floor,
             "bands": [
                 {"ids": len(band), "token_share": float(freq[band].sum() / freq.sum())}
                 for band in self.bands
@@ -166,6 +211,7 @@ class AdaptiveRates:
         return {
             "weights": self.weights.cpu(),
             "loss_sum": self.loss_sum.cpu(),
+            "correct": self.correct.cpu(),
             "count": self.count.cpu(),
             "steps_in_window": self.steps_in_window,
             "updates": self.updates,
@@ -176,6 +222,7 @@ class AdaptiveRates:
         device = self.weights.device
         self.weights = state["weights"].to(device)
         self.loss_sum = state["loss_sum"].to(device)
+        self.correct = state["correct"].to(device)
         self.count = state["count"].to(device)
         self.steps_in_window = int(state["steps_in_window"])
         self.updates = int(state["updates"])

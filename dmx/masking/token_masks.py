@@ -6,8 +6,9 @@ Two independent axes define a strategy:
   or none), spans of whole words (SpanBERT), or PMI units (PMI-Masking: collocated word
   n-grams masked whole, every other word alone; dmx.data.pmi finds them), counted by a
   coin per unit (``bernoulli``) or up to a fixed budget per sequence (``fixed``); single
-  tokens may also be *weighted* per token id (dmx.masking.weights: informative masking
-  from corpus statistics, adaptive masking from the model's losses);
+  tokens may also be *weighted* per token id (dmx.masking.weights: fixed weights from
+  corpus statistics or InforMask's rates, moving ones from the model's losses or AMLM's
+  accuracy rule; AMLM's are normalised within each sequence);
 * how often the mask is *redrawn*: ``copies=K`` fixed masks per sequence (key = epoch mod K,
   BERT's dupe_factor with no storage) or ``copies=None``, a fresh mask every epoch
   (key = epoch, RoBERTa's dynamic masking).
@@ -47,6 +48,15 @@ IGNORE_INDEX = -100  # the label of positions that carry no loss (torch's cross_
 # Separate streams, so that each decision about a token is an independent draw.
 _SELECT, _CORRUPT, _RANDOM_TOKEN, _SPAN_ANCHOR, _SPAN_LENGTH, _BUDGET_ROUNDING = range(6)
 
+# How a weighting reads in a strategy's label ("corpus-weighted dynamic").
+WEIGHTING_LABELS = {
+    "uniform": "",
+    "corpus": "corpus-weighted ",
+    "informask": "informask ",
+    "loss": "loss-weighted ",
+    "amlm": "amlm ",
+}
+
 # A key no training epoch ever uses: the fixed evaluation mask.
 EVAL_KEY = -1
 
@@ -83,7 +93,8 @@ class TokenMasker:
     count: str = "bernoulli"
     span_p: float = 0.2
     span_max: int = 10
-    # uniform, or how per-id weights (passed with each batch) were made: for the label only.
+    # uniform, or how per-id weights (passed with each batch) were made: for the label, and
+    # amlm's weights are normalised within each row.
     weighting: str = "uniform"
 
     def __post_init__(self) -> None:
@@ -135,7 +146,7 @@ class TokenMasker:
         and keys drawn, so it cannot disagree with what the masker does."""
         timing = "dynamic" if self.copies is None else f"static(K={self.copies})"
         unit = "" if self.unit == "token" else f"{self.unit} "
-        weighting = "" if self.weighting == "uniform" else f"{self.weighting} "
+        weighting = WEIGHTING_LABELS.get(self.weighting, self.weighting)
         return f"{unit}{weighting}{timing}"
 
     def key(self, epoch: int) -> int:
@@ -232,8 +243,13 @@ class TokenMasker:
         """Single tokens, token ``v`` at ``rate x weights[v]``: a coin each, or (``fixed``)
         a weighted draw without replacement up to the budget (Efraimidis and Spirakis:
         ordering by ``1 - (1 - u)^(1 / w)`` takes each next token with probability
-        proportional to its weight among those left)."""
+        proportional to its weight among those left). AMLM's weights are first rescaled
+        to a mean of 1 over each row's ordinary tokens, as its paper does per sequence."""
         w = weights.to(u.device)[input_ids]
+        if self.weighting == "amlm":
+            w = torch.where(eligible, w, 0.0)
+            n = eligible.sum(dim=1, keepdim=True)
+            w = w * n / w.sum(dim=1, keepdim=True).clamp_min(1e-12)
         if self.count == "bernoulli":
             return (u < (rate * w).clamp(max=1.0)) & eligible
         order_key = -torch.expm1(torch.log1p(-u) / w.clamp_min(1e-12))

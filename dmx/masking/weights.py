@@ -7,8 +7,10 @@ training split) is 1, and the expected rate stays ``mask.prob``. They are clippe
 ``[weight_min, weight_max]`` so no id is never masked or masked nearly always; with
 ``weight_max x rate <= 1`` the cap at 1 never binds and the expected rate is exact.
 
-Informative masking fixes the table from corpus statistics (dmx.data.informative);
-adaptive masking moves it during training from the model's losses (dmx.masking.adaptive).
+Corpus-weighted masking fixes the table from corpus statistics (dmx.data.corpus_weights);
+loss-weighted masking and AMLM move it during training (dmx.masking.adaptive). InforMask's
+table (dmx.data.informask) holds its own rates, used as they are: not clipped, and not
+normalised beyond what its sample-and-score step gives (a mean near the rate).
 The draws themselves stay keyed: the weights move a threshold, never the uniforms.
 """
 

@@ -28,12 +28,15 @@ class MLMModule(L.LightningModule):
         optim: OptimConfig,
         attention: AttentionConfig | None = None,
         seed: int = 0,
-        observe_losses: Callable[[torch.Tensor, torch.Tensor], dict[str, float] | None]
+        observe_losses: Callable[
+            [torch.Tensor, torch.Tensor, torch.Tensor], dict[str, float] | None
+        ]
         | None = None,
     ) -> None:
-        """``observe_losses(ids, losses)`` receives every training step's selected token ids
-        and their cross-entropies (adaptive masking: MLMDataModule.observe_losses), and
-        returns a summary to log when it changed the masks."""
+        """``observe_losses(ids, losses, hits)`` receives every training step's selected
+        token ids, their cross-entropies and whether the top prediction was right (adaptive
+        masking: MLMDataModule.observe_losses), and returns a summary to log when it changed
+        the masks."""
         super().__init__()
         self.model, self.optim = model, optim
         self.observe_losses = observe_losses
@@ -85,7 +88,8 @@ class MLMModule(L.LightningModule):
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}")
         if self.observe_losses is not None and out.token_losses is not None:
-            moved = self.observe_losses(batch["labels"][batch["selected"]], out.token_losses)
+            ids = batch["labels"][batch["selected"]]
+            moved = self.observe_losses(ids, out.token_losses, out.token_hits)
             if moved and self.logger is not None:
                 # Straight to the logger: an update every mask.adapt_every steps would be
                 # dropped by self.log's log_every_n_steps whenever the two do not divide.

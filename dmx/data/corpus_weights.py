@@ -1,11 +1,11 @@
 """Corpus statistics per token id: how often it occurs, and how informative it is.
 
-Informative masking (after InforMask, Sadeq et al., EMNLP 2022) masks the tokens that carry
-information more often than the ones that do not. InforMask scores a token by its PMI with
-the other tokens of its sentence: a token that goes with particular neighbours ("Kong" with
-"Hong", a topic word with its topic) scores high, a function word that sits next to anything
-scores near zero. dmx scores each token *id* the same way, once per corpus, so the mask stays
-keyed and costs one table lookup:
+Corpus-weighted masking (``weighting=corpus``) masks the tokens that carry information more
+often than the ones that do not. The idea is InforMask's (Sadeq et al., EMNLP 2022): a token
+that goes with particular neighbours ("Kong" with "Hong", a topic word with its topic) is
+informative, a function word that sits next to anything is not. The method is simpler than
+InforMask's (``weighting=informask``, dmx.data.informask, follows the paper): each token
+*id* gets one weight, once per corpus, so the mask stays keyed and costs one table lookup:
 
     relevance(v) = sum over neighbours u of p(u | v) log p(u | v) / p(u)
 
@@ -15,7 +15,7 @@ distribution. Estimated from counts, this is biased upward for rare ids (few nei
 look peculiar by chance), so the Miller-Madow term ``(distinct neighbours - 1) / (2 x
 pairs)`` is subtracted, and ids seen fewer than ``min_count`` times get the mean relevance.
 
-Why neighbour PMI and not inverse frequency (``informative_by=inverse_frequency``, the
+Why neighbour PMI and not inverse frequency (``corpus_weight_by=inverse_frequency``, the
 simpler option, weight ``1 / sqrt(count)`` as word2vec's subsampling): frequency is only a
 proxy. Rare ids are often rare pieces of rare words, not informative ones, and frequent
 content words ("river" in a corpus about rivers) are exactly what PMI keeps and inverse
@@ -24,9 +24,11 @@ frequency drops. Both are offered; PMI is the default.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from dmx.choices import INFORMATIVE_BY
+from dmx.choices import CORPUS_WEIGHT_BY
 from dmx.data.tokenizer import N_SPECIAL
 
 # Pairs are counted on at most this many tokens from the start of the stream: the table
@@ -42,6 +44,47 @@ def token_counts(ids: np.ndarray, vocab_size: int) -> np.ndarray:
     return counts
 
 
+@dataclass(frozen=True)
+class NeighbourPairs:
+    """Every (id, id within ``window`` positions in the same document) pair of a stream,
+    counted in both directions: ``keys`` (a x vocab + b, sorted), their counts ``c_ab``,
+    each id's neighbour slots ``c_a`` and the total."""
+
+    keys: np.ndarray
+    c_ab: np.ndarray
+    c_a: np.ndarray
+    total: float
+    vocab_size: int
+
+    def pmi(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """PMI of the pairs (a, b), each of which must have been counted."""
+        c_ab = self.c_ab[np.searchsorted(self.keys, a * self.vocab_size + b)]
+        return np.log(c_ab * self.total / (self.c_a[a] * self.c_a[b]))
+
+
+def document_of(offsets: np.ndarray, n: int) -> np.ndarray:
+    """The document index of each of the stream's first ``n`` tokens."""
+    return np.searchsorted(np.asarray(offsets, dtype=np.int64), np.arange(n), side="right")
+
+
+def neighbour_pairs(
+    ids: np.ndarray, doc: np.ndarray, vocab_size: int, window: int
+) -> NeighbourPairs:
+    """Count the ordinary-token pairs within ``window`` of each other (special tokens and
+    document boundaries excluded)."""
+    ordinary = ids >= N_SPECIAL
+    keys = []
+    for d in range(1, window + 1):
+        ok = ordinary[:-d] & ordinary[d:] & (doc[:-d] == doc[d:])
+        a, b = ids[:-d][ok], ids[d:][ok]
+        keys += [a * vocab_size + b, b * vocab_size + a]  # both directions
+    pair_keys = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+    pairs, c_ab = np.unique(pair_keys, return_counts=True)
+    c_ab = c_ab.astype(np.float64)
+    c_a = np.bincount(pairs // vocab_size, weights=c_ab, minlength=vocab_size)
+    return NeighbourPairs(pairs, c_ab, c_a, float(c_ab.sum()), vocab_size)
+
+
 def neighbour_relevance(
     ids: np.ndarray,
     offsets: np.ndarray,
@@ -51,25 +94,14 @@ def neighbour_relevance(
 ) -> np.ndarray:
     """Each id's expected PMI with the tokens within ``window`` of it, in its document."""
     ids = np.asarray(ids[:MAX_TOKENS], dtype=np.int64)
-    n = len(ids)
-    doc = np.searchsorted(np.asarray(offsets, dtype=np.int64), np.arange(n), side="right")
-    ordinary = ids >= N_SPECIAL
-    keys = []
-    for d in range(1, window + 1):
-        ok = ordinary[:-d] & ordinary[d:] & (doc[:-d] == doc[d:])
-        a, b = ids[:-d][ok], ids[d:][ok]
-        keys += [a * vocab_size + b, b * vocab_size + a]  # both directions
-    pair_keys = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
-    pairs, c_ab = np.unique(pair_keys, return_counts=True)
-    a, b = pairs // vocab_size, pairs % vocab_size
-    c_ab = c_ab.astype(np.float64)
-    c_a = np.bincount(a, weights=c_ab, minlength=vocab_size)  # neighbour slots of each id
-    total = c_ab.sum()
+    counted = neighbour_pairs(ids, document_of(offsets, len(ids)), vocab_size, window)
     relevance = np.full(vocab_size, np.nan)
-    if total == 0:
+    if counted.total == 0:
         return relevance
-    p_cond = c_ab / c_a[a]
-    pmi = np.log(c_ab * total / (c_a[a] * c_a[b]))
+    a, b = counted.keys // vocab_size, counted.keys % vocab_size
+    c_a = counted.c_a
+    p_cond = counted.c_ab / c_a[a]
+    pmi = np.log(counted.c_ab * counted.total / (c_a[a] * c_a[b]))
     kl = np.bincount(a, weights=p_cond * pmi, minlength=vocab_size)
     distinct = np.bincount(a, minlength=vocab_size)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -80,7 +112,7 @@ def neighbour_relevance(
     return relevance
 
 
-def informative_weights(
+def corpus_weights(
     ids: np.ndarray,
     offsets: np.ndarray,
     vocab_size: int,
@@ -98,7 +130,7 @@ def informative_weights(
     elif by == "neighbour_pmi":
         raw = neighbour_relevance(ids, offsets, vocab_size, window)
     else:
-        raise ValueError(f"unknown informative_by {by!r}; choose one of {INFORMATIVE_BY}")
+        raise ValueError(f"unknown corpus_weight_by {by!r}; choose one of {CORPUS_WEIGHT_BY}")
     scored = ~np.isnan(raw) & (counts > 0)
     mean = float((raw[scored] * counts[scored]).sum() / max(counts[scored].sum(), 1e-12))
     return np.where(np.isnan(raw), mean if mean > 0 else 1.0, raw)
