@@ -26,7 +26,9 @@ from typer.testing import CliRunner
 from dmx import report as rep
 from dmx.cli import app
 from dmx.errors import UserError
+from dmx.report.cells import delta_cell
 from dmx.report.latex import escape
+from dmx.report.stats import PAIRED, WELCH
 from dmx.runs import CONFIG_FILE, METRICS_FILE, atomic_write_text, write_json
 
 # The losses of a real sweep (tiny model, embedded corpus, 25 epochs), seeds 0, 1, 2.
@@ -215,12 +217,14 @@ def test_no_p_with_one_run_a_side(tmp_path: Path) -> None:
 def test_no_effect_needs_no_number_of_seeds() -> None:
     c = rep.compare([(0, 1.0), (1, 2.0)], [(0, 1.0), (1, 2.0)])
     assert (c.delta, c.p, c.effect_size, c.n_for_80_power) == (0.0, None, None, None)
-    # The same shift on every seed: no spread at all, an infinite effect, two seeds enough.
+    # The same shift on every seed: no spread at all, an infinite effect, two seeds enough,
+    # and a t-test that is undefined (scipy says p = 0 there, which overstates it).
     c = rep.compare([(0, 1.0), (1, 2.0)], [(0, 1.5), (1, 2.5)])
-    assert (c.delta, c.p, c.effect_size, c.n_for_80_power) == (-0.5, 0.0, -math.inf, 2)
+    assert (c.delta, c.p, c.effect_size, c.n_for_80_power) == (-0.5, None, -math.inf, 2)
+    assert c.undefined == "equal differences" and c.p_exact == 0.5  # 2 of 4 sign flips
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # scipy: "nearly identical" data
-        assert c.p == stats.ttest_rel([1.0, 2.0], [1.5, 2.5]).pvalue
+        assert stats.ttest_rel([1.0, 2.0], [1.5, 2.5]).pvalue == 0.0
     assert rep.seeds_for_power(0.0, paired=True) is None
     assert rep.seeds_for_power(50.0, paired=False) == 2  # two seeds detect it already
     assert independent_power(50.0, 2) >= 0.8
@@ -451,6 +455,8 @@ def test_json_rows_gain_the_comparison(sweep: Path) -> None:
         "n",
         "delta",
         "p",
+        "p_exact",
+        "undefined",
         "effect_size",
         "n_for_80_power",
         "test",
@@ -471,26 +477,32 @@ def test_json_without_baseline_keeps_its_shape(sweep: Path) -> None:
 def test_csv_gains_delta_and_p_columns(sweep: Path) -> None:
     text = rep.report(sweep, "csv", baseline="mask=static") or ""
     header = next(csv.reader(io.StringIO(text)))
-    assert header[-6:] == [
+    assert header[-9:] == [
         "final_val_loss_delta",
         "final_val_loss_p",
+        "final_val_loss_p_exact",
         "best_val_loss_delta",
         "best_val_loss_p",
+        "best_val_loss_p_exact",
         "final_val_acc_delta",
         "final_val_acc_p",
+        "final_val_acc_p_exact",
     ]
     dynamic, static = csv.DictReader(io.StringIO(text))
     assert float(dynamic["final_val_loss_delta"]) == pytest.approx(-0.7606667, abs=1e-7)
     assert float(dynamic["final_val_loss_p"]) == pytest.approx(
         stats.ttest_rel(DYNAMIC, STATIC).pvalue
     )
+    assert float(dynamic["final_val_loss_p_exact"]) == pytest.approx(0.25)  # 3 seeds, one way
     assert (static["final_val_loss_delta"], static["final_val_loss_p"]) == ("", "")
     assert "final_val_loss_delta" not in (rep.report(sweep, "csv") or "")
 
 
 NOTE = (
     "Δ and p against `mask=static(K=1)`: paired t-test over seeds 0, 1, 2; "
-    "d, n80 (val loss): Cohen's d_z, seeds per group for 80% power"
+    "d, n80 (val loss): Cohen's d_z, seeds per group for 80% power; "
+    "exact: the permutation test over the same values (every sign flip of the paired "
+    "differences, least p 2/2^n: 0.250 for 3 seeds)"
 )
 
 
@@ -500,8 +512,8 @@ def test_markdown_has_a_comparison_table(sweep: Path) -> None:
     assert lines[start - 1] == ""
     assert lines[start + 1 :] == [
         "|---|--:|--:|--:|--:|--:|--:|",
-        "| mask=dynamic | 3 | -0.761 (p=0.003) | -10.55 | 3 | -0.761 (p=0.003) "
-        "| +3.46% (p=0.001) |",
+        "| mask=dynamic | 3 | -0.761 (p=0.003, exact 0.250) | -10.55 | 3 "
+        "| -0.761 (p=0.003, exact 0.250) | +3.46% (p=0.001, exact 0.250) |",
         "",
         NOTE,
     ]
@@ -531,8 +543,8 @@ def test_latex_is_a_booktabs_tabular_with_the_comparison(sweep: Path) -> None:
         r"\toprule",
         r"group & n & $\Delta$ val loss & d & n80 & $\Delta$ best val loss & $\Delta$ val acc \\",
         r"\midrule",
-        r"mask=dynamic & 3 & -0.761 (p=0.003) & -10.55 & 3 & -0.761 (p=0.003) & "
-        r"+3.46\% (p=0.001) \\",
+        r"mask=dynamic & 3 & -0.761 (p=0.003, exact 0.250) & -10.55 & 3 & "
+        r"-0.761 (p=0.003, exact 0.250) & +3.46\% (p=0.001, exact 0.250) \\",
         r"\bottomrule",
         r"\end{tabular}",
     ]
@@ -559,24 +571,19 @@ def test_comparison_table_at_100_columns(sweep: Path) -> None:
     lines = [line.rstrip() for line in printed(rep.load(sweep, baseline="mask=static"), 100)]
     assert max(cell_len(line) for line in lines) <= 100
     start = lines.index(next(line for line in lines if line.startswith("group") and "Δ" in line))
-    assert cells_of(lines[start]) == [
-        "group",
-        "n",
-        "Δ val loss",
-        "d",
-        "n80",
-        "Δ best val loss",
-        "Δ val acc",
-    ]
+    assert cells_of(lines[start]) == ["group", "n", "Δ val loss", "d", "n80", "Δ best val loss"]
     assert cells_of(lines[start + 2]) == [
         "mask=dynamic",
         "3",
-        "-0.761 (p=0.003)",
+        "-0.761 (p=0.003, exact 0.250)",
         "-10.55",
         "3",
-        "-0.761 (p=0.003)",
-        "+3.46% (p=0.001)",
+        "-0.761 (p=0.003, exact 0.250)",
     ]
+    # The next unit, stacked below at this width, with the group again.
+    start += 4
+    assert cells_of(lines[start]) == ["group", "n", "Δ val acc"]
+    assert cells_of(lines[start + 2]) == ["mask=dynamic", "3", "+3.46% (p=0.001, exact 0.250)"]
     note = " ".join(lines[start + 3 :])
     assert note == NOTE.replace("`", "")
 
@@ -631,9 +638,41 @@ def test_comparison_table_stays_readable(wide: Path, width: int) -> None:
     g1 = rows[0].comparisons["final_val_loss"]
     g1_cells = [c for cells in body if cells[0] == "G1" for c in cells[2:]]
     assert g1_cells[:3] == [
-        f"{g1.delta:+.3f} (p={g1.p:.3f})",
+        f"{g1.delta:+.3f} (p={g1.p:.3f}, exact {g1.p_exact:.3f})",
         f"{g1.effect_size:+.2f}",
         str(g1.n_for_80_power),
     ]
     note = next(line for line in lines if line.startswith("Δ and p against"))
     assert note.startswith(f"Δ and p against G{base + 1} (model=tiny, mask=static(K=1), ")
+
+
+def test_equal_differences_get_no_t_test_p_and_an_exact_one() -> None:
+    """Three seeds all one way, the same shift each up to float rounding: the t-test is
+    undefined and the sign-flip test's least p, 2 of 8 flips, is all three seeds can show."""
+    base = [(0, 0.1), (1, 0.2), (2, 0.3)]
+    group = [(s, v + 0.05) for s, v in base]  # 0.15 - 0.1 != 0.25 - 0.2 in the last bits
+    c = rep.compare(group, base)
+    assert c.test == PAIRED and c.p is None and c.undefined == "equal differences"
+    assert c.p_exact == pytest.approx(0.25)
+    metric = rep.Metric("final_val_loss", "val loss", ".3f")
+    assert delta_cell(c, metric) == "+0.050 (p n/a, exact 0.250)"
+
+
+def test_the_exact_p_counts_relabellings_by_hand() -> None:
+    # Paired, differences +1, +2, -0.5: flips whose |mean| >= 2.5/3 are (+,+,±) and
+    # (-,-,±): 4 of 8.
+    c = rep.compare([(0, 2.0), (1, 3.0), (2, 0.5)], [(0, 1.0), (1, 1.0), (2, 1.0)])
+    assert c.p_exact == pytest.approx(0.5)
+    flips = list(itertools.product([1, -1], repeat=3))
+    diffs = [1.0, 2.0, -0.5]
+    means = [abs(sum(a * d for a, d in zip(f, diffs, strict=True))) for f in flips]
+    extreme = [m for m in means if m >= 2.5 - 1e-12]
+    assert c.p_exact == pytest.approx(len(extreme) / len(flips))
+    assert c.p == pytest.approx(stats.ttest_rel([2.0, 3.0, 0.5], [1.0, 1.0, 1.0]).pvalue)
+    # Welch (other seeds): every split of the 6 values into 3 and 3, 20 of them; the two
+    # that put 4, 5, 6 on one side are as extreme as the data.
+    c = rep.compare([(0, 4.0), (1, 5.0), (2, 6.0)], [(3, 1.0), (4, 2.0), (5, 3.0)])
+    assert c.test == WELCH and c.p_exact == pytest.approx(2 / 20)
+    # Beyond ten seeds a side, no exact test: the t-test's approximation is good there.
+    many = [(s, float(s % 3)) for s in range(11)]
+    assert rep.compare(many, [(s, v + 1.0 + s / 100) for s, v in many]).p_exact is None

@@ -109,6 +109,11 @@ def method_note(
     parts = [f"Δ and p against {baseline_name(base, rows[base])}: {used}"]
     if first is not None:
         parts.append(f"d, n80 ({first.label}): {_d_text(kinds)}, seeds per group for 80% power")
+    exact = {c.test for _, row in others for c in row.comparisons.values() if c.p_exact}
+    if exact:
+        parts.append(f"exact: the permutation test over the same values ({_exact_text(exact)})")
+    if any(c.undefined for _, row in others for c in row.comparisons.values()):
+        parts.append("p n/a: the same difference on every seed, where the t-test is undefined")
     if len(others) > 1:
         parts.append("p two-sided, not corrected for multiple comparisons")
     return "; ".join(parts)
@@ -120,6 +125,14 @@ def _test_text(comparison: Comparison) -> str:
     if comparison.test == WELCH:
         return "Welch's t-test (seeds not matched)"
     return "no test (fewer than 2 done runs)"
+
+
+def _exact_text(kinds: set[str | None]) -> str:
+    flips = "every sign flip of the paired differences, least p 2/2^n: 0.250 for 3 seeds"
+    splits = "every split of the pooled values into two groups of their sizes"
+    if kinds >= {PAIRED, WELCH}:
+        return f"paired: {flips}; Welch: {splits}"
+    return flips if PAIRED in kinds else splits
 
 
 def _d_text(kinds: set[str | None]) -> str:

@@ -92,12 +92,20 @@ def _comparison_column(
 
 
 def delta_cell(comparison: Comparison | None, metric: Metric) -> str:
-    """ "-0.761 (p=0.003)": the signed difference in the metric's format, then p; the
-    difference alone when no test could run, a dash when there is no difference."""
+    """ "-0.761 (p=0.003, exact 0.250)": the signed difference in the metric's format, the
+    t-test's p ("p n/a" where it is undefined) and the exact permutation test's, when there
+    is one; the difference alone when no test could run, a dash when there is none."""
     if comparison is None or comparison.delta is None:
         return "–"
     delta = metric.format_delta(comparison.delta)
-    return delta if comparison.p is None else f"{delta} ({p_text(comparison.p)})"
+    parts = []
+    if comparison.p is not None:
+        parts.append(p_text(comparison.p))
+    elif comparison.undefined is not None:
+        parts.append("p n/a")
+    if comparison.p_exact is not None:
+        parts.append(f"exact {comparison.p_exact:.3f}")
+    return f"{delta} ({', '.join(parts)})" if parts else delta
 
 
 def p_text(p: float) -> str:

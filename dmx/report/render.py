@@ -34,8 +34,16 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 STAT_FIELDS: tuple[str, ...] = ("mean", "std", "median", "ci95", "n")
-JSON_COMPARISON_FIELDS: tuple[str, ...] = ("delta", "p", "effect_size", "n_for_80_power", "test")
-CSV_COMPARISON_FIELDS: tuple[str, ...] = ("delta", "p")
+JSON_COMPARISON_FIELDS: tuple[str, ...] = (
+    "delta",
+    "p",
+    "p_exact",
+    "undefined",
+    "effect_size",
+    "n_for_80_power",
+    "test",
+)
+CSV_COMPARISON_FIELDS: tuple[str, ...] = ("delta", "p", "p_exact")
 
 
 def to_markdown(rows: Sequence[Row]) -> str:
@@ -68,8 +76,8 @@ def to_csv(rows: Sequence[Row]) -> str:
     """One line per group: its label, its config values (empty where its runs lack the key),
     counts, and every statistic in its own column (final_val_loss_mean, ...), full
     precision, for a spreadsheet or pandas; with a baseline, each result metric's
-    difference from it and p (final_val_loss_delta, final_val_loss_p; empty for the
-    baseline itself)."""
+    difference from it, the t-test's p and the exact test's (final_val_loss_delta,
+    final_val_loss_p, final_val_loss_p_exact; empty for the baseline itself)."""
     keys = rows[0].keys if rows else []
     metrics = metrics_of(rows)
     header = ["group", *keys, "n", "n_failed", "n_running", "n_unfinished", "seeds"]
@@ -114,8 +122,10 @@ def to_json(rows: Sequence[Row]) -> str:
 
     ``group`` holds the full differing config keys; a key the group's runs lack is absent.
     With a baseline every row also has ``"baseline": bool``, and each result metric of a
-    row other than the baseline gains ``"delta"``, ``"p"``, ``"effect_size"``,
-    ``"n_for_80_power"`` and ``"test"`` ("paired t", "welch t" or null).
+    row other than the baseline gains ``"delta"``, ``"p"`` (the t-test's), ``"p_exact"``
+    (the exact permutation test's, up to 10 seeds), ``"undefined"`` (why p is null although
+    the t-test ran: "equal differences"), ``"effect_size"``, ``"n_for_80_power"`` and
+    ``"test"`` ("paired t", "welch t" or null).
     """
     baseline = has_baseline(rows)
     out = []

@@ -1,5 +1,6 @@
 """The numbers a report shows: which metrics, their statistics over seeds, and how a group
-differs from a baseline group (a t-test, an effect size, the seeds 80% power would need)."""
+differs from a baseline group (a t-test, an exact permutation test for few seeds, an effect
+size, the seeds 80% power would need)."""
 
 from __future__ import annotations
 
@@ -135,6 +136,13 @@ WELCH = "welch t"
 
 POWER = 0.8
 ALPHA = 0.05
+# The exact permutation test is reported up to this many values a side: it enumerates every
+# relabelling (2^10 sign flips paired; C(20, 10) = 184,756 splits otherwise).
+EXACT_MAX_N = 10
+# Differences whose spread is below this share of their size count as equal: float rounding
+# alone makes "the same shift on every seed" differ in the last bits, and a t-test on those
+# bits would report p = 0.
+EQUAL_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,13 @@ class Comparison:
     seeds: tuple[Any, ...] = ()  # the seeds paired on (paired test only)
     n: int = 0  # the group's values
     n_baseline: int = 0  # the baseline's values
+    # The exact permutation test's two-sided p (sign flips over the paired seeds, or every
+    # split of the pooled values for Welch), for up to EXACT_MAX_N values a side: what few
+    # seeds can show at best (3 seeds all one way: 0.25). None beyond that or with no test.
+    p_exact: float | None = None
+    # Why the t-test has no p although it ran: "equal differences" when every seed shows
+    # the same difference (or every value is equal), where t is undefined.
+    undefined: str | None = None
 
 
 def compare(
@@ -180,26 +195,69 @@ def compare(
         seeds = tuple(sorted(by_seed, key=sort_key))  # 2 before 10, as in the table
         xs = [by_seed[s] for s in seeds]
         ys = [base_by_seed[s] for s in seeds]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # identical values: p is nan
-            p = _finite(ttest_rel(xs, ys).pvalue)
         diffs = [a - b for a, b in zip(xs, ys, strict=True)]
-        d = _ratio(_mean(diffs), statistics.stdev(diffs))
+        spread = statistics.stdev(diffs)
+        if _equal(spread, diffs):
+            p, spread, undefined = None, 0.0, "equal differences"
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                p, undefined = _finite(ttest_rel(xs, ys).pvalue), None
+        d = _ratio(_mean(diffs), spread)
         n80 = seeds_for_power(d, paired=True)
-        return Comparison(delta, p, PAIRED, d, n80, seeds=seeds, **common)
+        exact = exact_p(xs, ys, paired=True)
+        return Comparison(
+            delta, p, PAIRED, d, n80, seeds=seeds, p_exact=exact, undefined=undefined, **common
+        )
     if len(x) < 2 or len(y) < 2:
         return Comparison(delta, None, None, None, None, **common)
     from scipy.stats import ttest_ind
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p = _finite(ttest_ind(x, y, equal_var=False).pvalue)
     pooled = math.sqrt(
         ((len(x) - 1) * statistics.variance(x) + (len(y) - 1) * statistics.variance(y))
         / (len(x) + len(y) - 2)
     )
+    if _equal(pooled, [*x, *y]):  # no spread within either group
+        p, pooled, undefined = None, 0.0, "equal values"
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p, undefined = _finite(ttest_ind(x, y, equal_var=False).pvalue), None
     d = _ratio(_mean(x) - _mean(y), pooled)
-    return Comparison(delta, p, WELCH, d, seeds_for_power(d, paired=False), **common)
+    n80 = seeds_for_power(d, paired=False)
+    exact = exact_p(x, y, paired=False)
+    return Comparison(delta, p, WELCH, d, n80, p_exact=exact, undefined=undefined, **common)
+
+
+def exact_p(x: Sequence[float], y: Sequence[float], paired: bool) -> float | None:
+    """The two-sided p of the exact permutation test of the mean difference: over every
+    sign flip of the paired differences, or every split of the pooled values into groups of
+    the same sizes; None above EXACT_MAX_N values a side, where it would be slow and the
+    t-test's approximation is good."""
+    if max(len(x), len(y)) > EXACT_MAX_N:
+        return None
+    import numpy as np
+    from scipy.stats import permutation_test
+
+    def mean_difference(a: Any, b: Any, axis: int) -> Any:
+        if paired:
+            return np.mean(a - b, axis=axis)
+        return np.mean(a, axis=axis) - np.mean(b, axis=axis)
+
+    result = permutation_test(
+        (np.asarray(x, dtype=float), np.asarray(y, dtype=float)),
+        mean_difference,
+        permutation_type="samples" if paired else "independent",
+        vectorized=True,
+        n_resamples=np.inf,
+        alternative="two-sided",
+    )
+    return _finite(result.pvalue)
+
+
+def _equal(spread: float, values: Sequence[float]) -> bool:
+    """Whether a spread is float rounding only, next to the values' size."""
+    return spread <= EQUAL_TOLERANCE * max(1.0, *(abs(v) for v in values))
 
 
 def seeds_for_power(effect_size: float | None, paired: bool) -> int | None:
