@@ -261,7 +261,7 @@ def test_a_finetune_seed_tied_to_the_seed_is_a_replicate_not_a_group(tmp_path: P
 def test_key_missing_from_older_runs_does_not_split_groups(tmp_path: Path) -> None:
     for seed in range(2):
         write_run(tmp_path / f"old/s{seed}", make_config(seed), **done_metrics(1.0))
-    for seed in range(2):
+    for seed in range(2, 4):  # other seeds: the same seed would be a rerun, one replicate
         config = make_config(seed)
         config["model"]["n_heads"] = 4  # a key added to the schema since
         write_run(tmp_path / f"new/s{seed}", config, **done_metrics(2.0))

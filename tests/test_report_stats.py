@@ -676,3 +676,29 @@ def test_the_exact_p_counts_relabellings_by_hand() -> None:
     # Beyond ten seeds a side, no exact test: the t-test's approximation is good there.
     many = [(s, float(s % 3)) for s in range(11)]
     assert rep.compare(many, [(s, v + 1.0 + s / 100) for s, v in many]).p_exact is None
+
+
+def test_a_rerun_of_a_seed_is_one_replicate_not_two(sweep: Path) -> None:
+    """A finished run with the config and seed of another (a rerun in another folder) is
+    set aside: the newer counts, n and the paired test stay over distinct seeds."""
+    import os
+
+    older = sweep / "dynamic_s1"
+    rerun = write_run(sweep / "rerun" / "dynamic_s1", config(1, None), 9.0)
+    os.utime(older / METRICS_FILE, (1_000_000, 1_000_000))  # the rerun is newer
+    rows = by_label(rep.load(sweep, baseline="mask=static"))
+    dynamic = rows["mask=dynamic"]
+    assert dynamic.n == 3 and dynamic.seeds == [0, 1, 2]
+    assert [r.path for r in dynamic.duplicates] == [older]
+    values = dict(dynamic.values("final_val_loss"))
+    assert values[1] == 9.0  # the newer run's number
+    assert dynamic.comparisons["final_val_loss"].test == PAIRED
+    text = rep.report(sweep, "md", baseline="mask=static") or ""
+    assert (
+        f"- `mask=dynamic`: 1 finished run set aside, a seed the group already has (the newest "
+        f"of each seed counts, n = 3): {older}"
+    ) in text
+    data = {row["label"]: row for row in json.loads(rep.report(sweep, "json") or "")}
+    assert (data["mask=dynamic"]["n"], data["mask=dynamic"]["n_duplicates"]) == (3, 1)
+    assert data["mask=static(K=1)"]["n_duplicates"] == 0
+    assert rerun.exists()

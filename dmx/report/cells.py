@@ -43,6 +43,27 @@ def impl_note(row: Row, name: str) -> str | None:
     return f"{name} mixes implementation settings: {settings}"
 
 
+def duplicate_note(row: Row, name: str) -> str | None:
+    """Which finished runs the row set aside as reruns of a seed it already counts."""
+    duplicates = row.duplicates
+    if not duplicates:
+        return None
+    runs = "run" if len(duplicates) == 1 else "runs"
+    paths = ", ".join(str(r.path) for r in duplicates)
+    return (
+        f"{name}: {len(duplicates)} finished {runs} set aside, a seed the group already has "
+        f"(the newest of each seed counts, n = {row.n}): {paths}"
+    )
+
+
+def row_notes(rows: Sequence[Row], name: Callable[[int, Row], str]) -> list[str]:
+    """Every row's notes: mixed implementation settings, reruns set aside."""
+    notes = []
+    for i, row in enumerate(rows):
+        notes += [n for n in (impl_note(row, name(i, row)), duplicate_note(row, name(i, row))) if n]
+    return notes
+
+
 def failed_lines(rows: Sequence[Row]) -> list[tuple[str, str]]:
     """(path, error on one line) of every failed run, so a row never breaks a table."""
     return [

@@ -41,6 +41,9 @@ class Run:
     status: str
     config: dict[str, Any]  # flattened to dotted keys: {"mask.copies": 1, ...}
     metrics: dict[str, Any]
+    # When metrics.json was last written (its mtime): of two finished runs of one config and
+    # seed, the report keeps the newer.
+    written: float = 0.0
 
     @property
     def seed(self) -> Any:
@@ -106,7 +109,9 @@ def _read_run(path: Path) -> Run | None:
         config = _read_config(path / CONFIG_FILE)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         return _skip(path / CONFIG_FILE, exc)
-    return Run(path=path, status=_status(path, metrics), config=flatten(config), metrics=metrics)
+    written = (path / METRICS_FILE).stat().st_mtime
+    status = _status(path, metrics)
+    return Run(path, status, flatten(config), metrics, written)
 
 
 def _status(path: Path, metrics: Mapping[str, Any]) -> str:

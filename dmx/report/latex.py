@@ -16,8 +16,8 @@ from dmx.report.cells import (
     comparison_grid,
     failed_lines,
     has_baseline,
-    impl_note,
     main_grid,
+    row_notes,
 )
 from dmx.report.summary import Row
 
@@ -68,7 +68,7 @@ def to_latex(rows: Sequence[Row]) -> str:
     if has_baseline(rows):
         note = method_note(rows, lambda i, row: row.label) or ""
         lines += ["", f"% {note}", *tabular(*comparison_grid(rows))]
-    comments = [note for row in rows if (note := impl_note(row, row.label))]
+    comments = row_notes(rows, lambda i, row: row.label)
     comments += [f"failed: {path}: {error}" for path, error in failed_lines(rows)]
     if comments:
         lines.append("")

@@ -20,9 +20,9 @@ from dmx.report.cells import (
     comparison_grid,
     failed_lines,
     has_baseline,
-    impl_note,
     main_grid,
     metrics_of,
+    row_notes,
 )
 from dmx.report.labels import format_value
 from dmx.report.latex import to_latex
@@ -54,7 +54,7 @@ def to_markdown(rows: Sequence[Row]) -> str:
     if has_baseline(rows):
         lines += ["", *_markdown_table(*comparison_grid(rows))]
         lines += ["", method_note(rows, lambda i, row: f"`{row.label}`") or ""]
-    notes = [note for row in rows if (note := impl_note(row, f"`{row.label}`"))]
+    notes = row_notes(rows, lambda i, row: f"`{row.label}`")
     if notes:
         lines += ["", "Notes:", ""]
         lines += [f"- {note}" for note in notes]
@@ -117,7 +117,7 @@ def to_json(rows: Sequence[Row]) -> str:
     """A JSON list, one object per group (the documented shape; NaN and None -> null):
 
     {"group": {key: value}, "label": str, "n": int, "n_failed": int, "n_running": int,
-     "n_unfinished": int, "seeds": [...], "impl_differs": {key: [values]},
+     "n_unfinished": int, "n_duplicates": int, "seeds": [...], "impl_differs": {key: [values]},
      "<metric>": {"mean", "std", "median", "ci95", "n"}, ..., "failed": [{"path", "error"}]}
 
     ``group`` holds the full differing config keys; a key the group's runs lack is absent.
@@ -137,6 +137,7 @@ def to_json(rows: Sequence[Row]) -> str:
             "n_failed": len(row.failed),
             "n_running": len(row.running),
             "n_unfinished": len(row.unfinished),
+            "n_duplicates": len(row.duplicates),
             "seeds": row.seeds,
             "impl_differs": row.impl_differs,
         }

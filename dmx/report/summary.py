@@ -6,7 +6,7 @@ plots from each run's history.csv, a latex format) read from the same Rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +39,24 @@ class Row:
 
     @property
     def done(self) -> list[Run]:
-        return [r for r in self.runs if r.status == STATUS_DONE]
+        """The replicates: the finished runs, one per seed. Two finished runs of one config
+        and one seed (a rerun in another folder) are one replicate, not two: the newer
+        counts, the others are :attr:`duplicates`."""
+        newest: dict[Any, Run] = {}
+        for run in self.runs:
+            if run.status != STATUS_DONE:
+                continue
+            kept = newest.get(_seed_key(run.seed))
+            if kept is None or (run.written, str(run.path)) > (kept.written, str(kept.path)):
+                newest[_seed_key(run.seed)] = run
+        kept_runs = {id(r) for r in newest.values()}
+        return [r for r in self.runs if id(r) in kept_runs]
+
+    @property
+    def duplicates(self) -> list[Run]:
+        """Finished runs set aside because a newer one has the same seed."""
+        kept = {id(r) for r in self.done}
+        return [r for r in self.runs if r.status == STATUS_DONE and id(r) not in kept]
 
     @property
     def failed(self) -> list[Run]:
@@ -102,6 +119,11 @@ def summarize(
         for metric in metrics:
             row.stats[metric.key] = describe([v for _, v in row.values(metric.key)])
     return rows
+
+
+def _seed_key(seed: Any) -> Any:
+    """A seed as a dict key: a list (an odd but readable config) by its text."""
+    return seed if isinstance(seed, Hashable) else repr(seed)
 
 
 def _strategy(runs: Sequence[Run]) -> str | None:

@@ -23,8 +23,8 @@ from dmx.report.cells import (
     comparison_units,
     failed_lines,
     has_baseline,
-    impl_note,
     metrics_of,
+    row_notes,
 )
 from dmx.report.stats import Metric
 from dmx.report.summary import Row
@@ -104,11 +104,11 @@ def print_table(rows: Sequence[Row], console: Console | None = None) -> None:
     if layout.numbered:
         console.print()
         console.print(_legend(rows))
-    notes = [impl_note(row, long_name(i, row)) for i, row in enumerate(rows)]
+    notes = row_notes(rows, long_name)
     failed = [f"{path}: {error}" for path, error in failed_lines(rows)]
-    if any(notes) or failed:
+    if notes or failed:
         console.print()
-    console.print(_messages("note", "yellow", [n for n in notes if n]))
+    console.print(_messages("note", "yellow", notes))
     console.print(_messages("failed", "bold red", failed))
 
 
