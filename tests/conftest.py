@@ -30,6 +30,8 @@ def offline_env(monkeypatch: pytest.MonkeyPatch, cache_dir: Path, tmp_path: Path
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    # Loading a hub dataset that is not cached probes the hub first: never from a test.
+    monkeypatch.setattr("dmx.data.hub.hub_reachable", lambda timeout=0.0: False)
     yield
     if "wandb" in sys.modules:
         # W&B keeps its settings (WANDB_DIR among them) in a process-wide singleton: without

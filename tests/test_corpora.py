@@ -20,6 +20,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
 from dmx.config import DataConfig, MaskConfig
 from dmx.data import cache as cache_module
+from dmx.data import hub
 from dmx.data.corpus import load_corpus
 from dmx.data.datamodule import MLMDataModule
 from dmx.data.embedded import generate_documents
@@ -27,6 +28,8 @@ from dmx.data.sequences import pack
 from dmx.data.sources import FORMATS_HINT, is_validation, open_source
 from dmx.data.tokenizer import SPECIAL_TOKENS, load_tokenizer
 from dmx.errors import UserError
+
+PROBE = hub.hub_reachable  # the real probe: conftest stands it in for every test
 
 DOCS = [
     "the farmer milks the goat.",
@@ -552,3 +555,81 @@ def test_preprocessing_rate_on_a_100k_token_corpus(
         f"\npreprocessing: {tokens:,} tokens, tokenized at {rate:,.0f} tokens/s, "
         f"{built:.2f} s with tokenizer training; cache hit {hit:.3f} s"
     )
+
+
+# --- the hub, asked without waiting ---------------------------------------------------------
+
+
+def _recording_hub(monkeypatch: pytest.MonkeyPatch, cached: bool, reachable: bool) -> list[bool]:
+    """datasets.load_dataset that answers from a pretend cache, or from a pretend hub when
+    online and reachable; returns whether each call was made in offline mode."""
+    datasets = pytest.importorskip("datasets")
+    calls: list[bool] = []
+
+    def load_dataset(name: str, config: str | None = None, **kwargs: object) -> str:
+        offline = bool(datasets.config.HF_HUB_OFFLINE)
+        calls.append(offline)
+        if cached or (not offline and reachable):
+            return f"{name} rows"
+        raise ConnectionError(f"Couldn't reach '{name}' on the Hub")
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=0.0: reachable)
+    return calls
+
+
+def test_a_cached_hub_dataset_is_read_offline_without_asking_the_hub(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _recording_hub(monkeypatch, cached=True, reachable=False)
+    assert hub.load("someone/cached", split="train") == "someone/cached rows"
+    assert calls == [True]
+    import datasets
+
+    assert datasets.config.HF_HUB_OFFLINE is False  # restored after the call
+
+
+def test_an_uncached_dataset_with_no_hub_fails_at_once_without_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _recording_hub(monkeypatch, cached=False, reachable=False)
+    with pytest.raises(hub.HubUnreachable, match="someone/missing is not in the HuggingFace"):
+        hub.load("someone/missing")
+    assert calls == [True]  # never online: the library's retries are never reached
+
+
+def test_an_uncached_dataset_is_downloaded_when_the_hub_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _recording_hub(monkeypatch, cached=False, reachable=True)
+    assert hub.load("someone/new", "en") == "someone/new rows"
+    assert calls == [True, False]
+
+
+def test_the_hub_probe_answers_for_a_server_and_not_for_a_closed_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import http.server
+    import socket
+    import threading
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:  # noqa: N802 (the handler's naming)
+            self.send_response(404)  # any answer proves the network is there
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(hub, "endpoint", lambda: f"http://127.0.0.1:{server.server_port}")
+        assert PROBE(timeout=2.0)
+    finally:
+        server.shutdown()
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(hub, "endpoint", lambda: f"http://127.0.0.1:{port}")
+    assert not PROBE(timeout=2.0)

@@ -405,7 +405,8 @@ def test_hub_glue_that_cannot_load_is_one_line_naming_the_fix(
         hub_glue_tasks(["CoLA"])
     assert str(err.value) == (
         "finetune=glue without glue_dir loads nyu-mll/glue (cola) from the hub, which failed "
-        "(Couldn't reach 'nyu-mll/glue' on the Hub (cola)); connect, or "
+        "(https://huggingface.co did not answer, and nyu-mll/glue is not in the HuggingFace "
+        "cache); connect, or "
         "give finetune.glue_dir=DIR, the folder GLUE's download script leaves"
     )
 

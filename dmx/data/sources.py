@@ -30,6 +30,7 @@ from typing import Any
 
 from dmx.config import DataConfig
 from dmx.data import embedded as generator
+from dmx.data import hub
 from dmx.errors import UserError, one_line
 from dmx.masking.keyed import base_hash
 
@@ -352,15 +353,13 @@ def _hf(cfg: DataConfig) -> Source:
 
 
 def _load_hf(cfg: DataConfig) -> Any:
-    try:
-        import datasets
-    except ImportError:
+    if not hub.installed():
         raise UserError(
             "data=hf needs the datasets library: pip install 'datasets>=2.19'; or read local "
             "files with data=text data.path=PATH"
-        ) from None
+        )
     try:
-        return datasets.load_dataset(cfg.name, cfg.config, split=cfg.split)
+        return hub.load(cfg.name, cfg.config, split=cfg.split)
     except Exception as err:
         # No network and nothing cached: the library raises ConnectionError (OfflineMode,
         # LocalEntryNotFound...). Anything else (a wrong name, config or split) says why.

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dmx.config import FinetuneConfig
+from dmx.data import hub
 from dmx.data.glue import HUB, HUB_DATASET, Examples, GlueTask, hub_split, read_split, task_named
 from dmx.data.glue import TASKS as GLUE_TASKS
 from dmx.data.tasks import LabelledTask, RawSplit, embedded_task, make_task
@@ -87,17 +88,13 @@ def hub_glue_tasks(names: Sequence[str] | None = None) -> list[LabelledTask]:
     second run reads nothing from the network."""
     specs = [task_named(n) for n in names] if names else list(GLUE_TASKS.values())
     offline = "or give finetune.glue_dir=DIR, the folder GLUE's download script leaves"
-    try:
-        import datasets
-    except ImportError:
-        raise UserError(
-            f"finetune=glue without glue_dir needs the datasets package, {offline}"
-        ) from None
+    if not hub.installed():
+        raise UserError(f"finetune=glue without glue_dir needs the datasets package, {offline}")
     tasks = []
     for spec in specs:
         layout = HUB[spec.name]
         try:
-            loaded: Any = datasets.load_dataset(HUB_DATASET, layout.config)
+            loaded: Any = hub.load(HUB_DATASET, layout.config)
         except Exception as err:
             raise UserError(
                 f"finetune=glue without glue_dir loads {HUB_DATASET} ({layout.config}) from "
@@ -219,14 +216,10 @@ def hf_task(cfg: FinetuneConfig) -> LabelledTask:
         "or use finetune=tsv finetune.train_path=TRAIN.tsv finetune.dev_path=DEV.tsv with "
         "local files"
     )
+    if not hub.installed():
+        raise UserError(f"finetune=hf needs the datasets package (pip install datasets), {offline}")
     try:
-        import datasets
-    except ImportError:
-        raise UserError(
-            f"finetune=hf needs the datasets package (pip install datasets), {offline}"
-        ) from None
-    try:
-        loaded = datasets.load_dataset(cfg.hf_name, cfg.hf_config)
+        loaded = hub.load(cfg.hf_name, cfg.hf_config)
     except Exception as err:
         raise UserError(
             f"cannot load hub dataset {name} ({exception_line(err)}); check the name and the "
