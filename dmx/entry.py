@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from dmx.config import to_config
 from dmx.config.loading import register
 from dmx.errors import UserError, error_line
-from dmx.runs import CHECKPOINT_DIR, is_rank_zero
+from dmx.runs import CHECKPOINT_DIR, discard_unstarted, is_rank_zero
 from dmx.runtime import one_device_per_job
 from dmx.train import train
 
@@ -77,6 +77,8 @@ def main(cfg: DictConfig) -> float | None:
             config = one_device_per_job(config, int(hydra_cfg.job.num))
         summary = train(config, run_dir)
     except UserError as err:
+        if is_rank_zero():
+            discard_unstarted(run_dir)  # a mistake leaves no run folder behind
         print(error_line(err), file=sys.stderr)
         raise SystemExit(UserError.exit_code) from None
     except BaseException as err:

@@ -60,7 +60,7 @@ def previous_run(config: Config, run_dir: Path) -> dict[str, Any] | Checkpoint |
             metrics = read_metrics(run_dir)
         except (OSError, ValueError):
             metrics = None  # unreadable: there is nothing trustworthy to continue
-    if metrics is not None:
+    if metrics is not None and not holds_nothing(run_dir, metrics):
         check_same_experiment(config, run_dir)
         if metrics.get("status") == STATUS_DONE:
             return metrics
@@ -71,6 +71,20 @@ def previous_run(config: Config, run_dir: Path) -> dict[str, Any] | Checkpoint |
             "resume=true to start it"
         )
     return checkpoint
+
+
+def holds_nothing(run_dir: Path, metrics: dict[str, Any]) -> bool:
+    """Whether an unfinished run stopped before its first optimizer step and kept nothing
+    (no checkpoint, history, encoder or fine-tuning cell): a corrected command in the same
+    folder replaces it, whatever its config was."""
+    return (
+        metrics.get("status") != STATUS_DONE
+        and not metrics.get("steps")
+        and not step_checkpoints(run_dir)
+        and not (run_dir / HISTORY_FILE).exists()
+        and not (run_dir / ENCODER_FILE).exists()
+        and not (run_dir / FINETUNE_DIR).exists()
+    )
 
 
 def read_json_field(path: Path, key: str) -> Any:

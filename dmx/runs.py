@@ -25,6 +25,7 @@ import io
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -144,6 +145,26 @@ def find_runs(root: Path) -> Iterator[Path]:
         dirnames[:] = sorted(d for d in dirnames if d not in {"wandb", CHECKPOINT_DIR, ".hydra"})
         if METRICS_FILE in filenames:
             yield Path(dirpath)
+
+
+# What launching a run leaves in its folder before the run writes anything of its own:
+# Hydra's record of the command, the lock, and the log (empty until something is logged).
+LAUNCH_LEFTOVERS = frozenset({".hydra", LOCK_FILE, "train.log"})
+
+
+def discard_unstarted(run_dir: Path) -> bool:
+    """Remove a run folder that holds only what launching it left, so a command stopped by
+    a mistake leaves no run behind; anything else in it (a run's files, a user's, a log
+    that says something) keeps it. Returns whether it was removed."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return False
+    names = {entry.name for entry in run_dir.iterdir()}
+    log = run_dir / "train.log"
+    if not names <= LAUNCH_LEFTOVERS or (log.exists() and log.stat().st_size > 0):
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return not run_dir.exists()
 
 
 def step_checkpoints(run_dir: Path) -> list[Path]:

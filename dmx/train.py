@@ -28,8 +28,9 @@ from dmx.callbacks import RunFolder
 from dmx.config import Config
 from dmx.data.datamodule import MLMDataModule
 from dmx.data.labelled import LabelledDataModule
+from dmx.data.tasks import LabelledTask
 from dmx.errors import UserError
-from dmx.finetune import finetune_all, labelled_data
+from dmx.finetune import finetune_all, labelled_data, read_tasks
 from dmx.model import MaskedLM
 from dmx.resume import (
     Checkpoint,
@@ -105,10 +106,22 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
     # A resumed run goes on logging into the same W&B run.
     resumed = previous is not None or encoder_kept
     wandb_id = read_json_field(run_dir / METRICS_FILE, "wandb_id") if resumed else None
+    # Every input is read and checked before the folder is touched: a user's mistake (a bad
+    # path, file or column) stops here with its one line and leaves no run, so the
+    # corrected command starts afresh. Any other fault is recorded in the folder as a
+    # failed run, as a fault later on is, so a sweep's report counts it.
+    try:
+        tasks = read_tasks(config)
+        data = _pretraining_data(config)
+    except UserError:
+        raise
+    except BaseException as err:
+        _open_folder(config, run_dir, previous, rank_zero, fresh=not resumed).fail(err)
+        raise
     folder = _open_folder(config, run_dir, previous, rank_zero, fresh=not resumed)
     logger = None
     try:
-        data, labelled = _prepare_data(config, folder)
+        labelled = _record_data(config, data, tasks, folder)
         assert data.corpus is not None
         if pretraining is not None:
             model, _ = load_encoder(config, run_dir)
@@ -175,14 +188,11 @@ def _open_folder(
     return folder
 
 
-def _prepare_data(
-    config: Config, folder: RunFolder
-) -> tuple[MLMDataModule, list[LabelledDataModule]]:
-    """The pretraining data, set up, and the fine-tuning task, read and checked: both before
-    any training, so a bad file costs seconds."""
+def _pretraining_data(config: Config) -> MLMDataModule:
+    """The pretraining data, set up: the corpus read (and tokenized once), the masks'
+    statistics built. Set up even when pretraining is skipped: its tokenizer and
+    vocabulary are the encoder's, and the classifier reads text through them."""
     L.seed_everything(config.seed, workers=True, verbose=False)
-    # Set up even when pretraining is skipped: its tokenizer and vocabulary are the
-    # encoder's, and the classifier reads text through them.
     data = MLMDataModule(
         config.data,
         config.mask,
@@ -191,6 +201,13 @@ def _prepare_data(
         cache_dir=config.impl.cache_dir,
     )
     data.setup("fit")
+    return data
+
+
+def _record_data(
+    config: Config, data: MLMDataModule, tasks: list[LabelledTask], folder: RunFolder
+) -> list[LabelledDataModule]:
+    """What the run reads, in its summary and log; the fine-tuning tasks tokenized."""
     assert data.corpus is not None
     folder.write_summary(
         mask_strategy=data.train_masker.strategy,
@@ -201,8 +218,7 @@ def _prepare_data(
         corpus_fingerprint=data.corpus.fingerprint,
     )
     log.info("corpus: %s", data.corpus.stats)
-    tokenizer = data.corpus.tokenizer
-    labelled = labelled_data(config, tokenizer) if config.finetune.name != "none" else []
+    labelled = labelled_data(config, tasks, data.corpus.tokenizer)
     copies = config.mask.copies
     if copies is not None and copies >= config.trainer.max_epochs > 1:
         log.warning(
@@ -211,7 +227,7 @@ def _prepare_data(
             copies,
             config.trainer.max_epochs,
         )
-    return data, labelled
+    return labelled
 
 
 def pretrain(
@@ -258,8 +274,9 @@ def add_finetuning(config: Config, run_dir: Path) -> dict[str, Any]:
                 f"{run_dir} holds an unfinished run (status {metrics.get('status')}); finish "
                 "it first with the dmx train command that started it"
             )
+        tasks = read_tasks(config)
         encoder, tokenizer = load_encoder(config, run_dir)
-        labelled = labelled_data(config, tokenizer)
+        labelled = labelled_data(config, tasks, tokenizer)
         if config.impl.compile:
             encoder.compile_blocks()
         scores, _ = finetune_all(config, encoder, labelled, run_dir)

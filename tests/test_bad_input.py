@@ -151,7 +151,7 @@ def test_a_png_as_the_corpus_fails_the_run_with_one_line(tmp_path: Path) -> None
         f"{png} is not UTF-8 text (a NUL byte at offset 8); convert it to UTF-8 or point "
         f"data.path at {FORMATS_HINT}"
     )
-    assert read_metrics(run)["status"] == "failed"
+    assert not (run / METRICS_FILE).exists() and not (run / CONFIG_FILE).exists()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
@@ -204,7 +204,11 @@ def test_a_bad_corpus_through_dmx_train_is_one_line_and_no_run_is_done(tmp_path:
         f"{corpus} is not UTF-8 text (invalid byte at offset 3); convert it to UTF-8 or point "
         f"data.path at {FORMATS_HINT}"
     )
-    assert read_metrics(run)["status"] == "failed"
+    assert not run.exists()  # a mistake leaves no run folder behind
+    # The corrected command, in the same folder, trains (no resume=false needed).
+    corpus.write_text("café au lait\n\nune tarte\n\n" * 20, encoding="utf-8")
+    run_dmx("train", *TINY, *text_corpus(corpus), f"hydra.run.dir={run}", cwd=tmp_path)
+    assert read_metrics(run)["status"] == "done"
 
 
 # --- 5. fine-tuning data ---------------------------------------------------------------------
@@ -220,7 +224,7 @@ def test_a_tsv_without_its_label_column_fails_before_pretraining(tmp_path: Path)
         f"finetune.train_path: {tsv} has no column 'label' (columns: sentence, stars); set "
         "finetune.label_column=... to one of them"
     )
-    assert read_metrics(run)["status"] == "failed"
+    assert not (run / METRICS_FILE).exists()  # checked before the run folder was opened
     assert not (run / "history.csv").exists()  # no pretraining was spent on it
 
 
@@ -233,6 +237,63 @@ def test_a_tsv_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
         f"finetune.dev_path: {tsv} is not UTF-8 text (invalid continuation byte); convert it "
         "to UTF-8"
     )
+
+
+# --- 6. the corrected command, in the same folder -------------------------------------------
+
+
+def _data_mistakes(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
+    """Each kind of data mistake: its overrides and what its one line says."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"\x00\x01 not text")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    small = tmp_path / "small.txt"
+    small.write_text("one document only\n")
+    no_label = tmp_path / "no_label.tsv"
+    no_label.write_text("sentence\tstars\na fine film\t5\n")
+    return {
+        "missing": (text_corpus(tmp_path / "missing.txt"), "does not exist; point data.path"),
+        "binary": (text_corpus(binary), "is not UTF-8 text (a NUL byte at offset 0)"),
+        "empty": (text_corpus(empty), "holds no documents (it is empty or only blank lines)"),
+        "too small": (text_corpus(small), "the split leaves no validation document among 1"),
+        "tsv": (
+            ["finetune=tsv", f"finetune.train_path={no_label}", f"finetune.dev_path={no_label}"],
+            "has no column 'label' (columns: sentence, stars)",
+        ),
+    }
+
+
+@pytest.mark.slow
+def test_after_each_data_mistake_the_corrected_command_trains_in_the_same_folder(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    for kind, (overrides, line) in _data_mistakes(tmp_path / "files").items():
+        with pytest.raises(UserError) as caught:
+            train_run(run, *overrides)
+        assert line in str(caught.value) and "\n" not in str(caught.value), kind
+        assert not (run / METRICS_FILE).exists(), kind
+    metrics = train_run(run)  # the corrected command: no resume=false
+    assert metrics["status"] == "done"
+
+
+def test_an_old_failed_record_with_nothing_kept_is_replaced(tmp_path: Path) -> None:
+    """Folders failed by earlier versions held config.yaml and a failed metrics.json from
+    before any step: the corrected command replaces them too."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / CONFIG_FILE).write_text("seed: 0\ndata:\n  path: missing.txt\n")
+    write_json(run / METRICS_FILE, {"status": "failed", "error": "UserError: no such file"})
+    assert train_run(run, "trainer.max_epochs=1")["status"] == "done"
+    # A failed run that kept something (its history) is still refused under another config.
+    failed = tmp_path / "kept"
+    failed.mkdir()
+    (failed / CONFIG_FILE).write_text("seed: 0\n")
+    write_json(failed / METRICS_FILE, {"status": "failed", "steps": 12})
+    with pytest.raises(UserError, match="holds a run with another config"):
+        train_run(failed)
 
 
 # --- 8. a corrupt run among good ones, through the command -----------------------------------

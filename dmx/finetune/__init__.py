@@ -1,12 +1,13 @@
 """Fine-tuning: the pretrained encoder on labelled tasks, scored by the protocol the papers
 use.
 
-The tasks are read and checked before pretraining starts (:func:`labelled_data`), so a bad
-file costs seconds, not a run. :func:`finetune_all` then runs the protocol on each task:
-every learning rate of ``finetune.lrs`` with every seed of ``finetune.seeds``, each cell a
-fresh copy of the one pretrained encoder fine-tuned for up to ``finetune.epochs`` epochs
-and scored on dev after each (:mod:`dmx.finetune.grid` keeps the cells in the run folder,
-:mod:`dmx.finetune.protocol` picks the reported figures from them).
+The tasks are read and checked before anything else (:func:`read_tasks`), so a bad file
+costs seconds, not a run, and leaves no run behind. :func:`finetune_all` then runs the
+protocol on each task: every learning rate of ``finetune.lrs`` with every seed of
+``finetune.seeds``, each cell a fresh copy of the one pretrained encoder fine-tuned for up
+to ``finetune.epochs`` epochs and scored on dev after each (:mod:`dmx.finetune.grid` keeps
+the cells in the run folder, :mod:`dmx.finetune.protocol` picks the reported figures from
+them).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dmx import hardware
 from dmx.config import Config
 from dmx.data.labelled import LabelledDataModule
 from dmx.data.task_readers import load_tasks
+from dmx.data.tasks import LabelledTask
 from dmx.finetune.grid import Cell, Progress, read_cell, write_cell
 from dmx.finetune.protocol import Choice, best_epoch, choose
 from dmx.model import MaskedLM
@@ -37,12 +39,21 @@ from dmx.tasks.scores import glue_score
 log = logging.getLogger("dmx")
 
 
-def labelled_data(config: Config, tokenizer: Tokenizer) -> list[LabelledDataModule]:
-    """The fine-tuning tasks (one, or GLUE's several), read, checked and tokenized with the
-    pretraining tokenizer."""
+def read_tasks(config: Config) -> list[LabelledTask]:
+    """The fine-tuning tasks ``config.finetune`` names (none for ``finetune=none``), read and
+    checked: the first thing a run does, before the corpus, so a bad file is one line."""
+    if config.finetune.name == "none":
+        return []
+    return load_tasks(config.finetune, corpus_seed=config.data.corpus_seed)
+
+
+def labelled_data(
+    config: Config, tasks: list[LabelledTask], tokenizer: Tokenizer
+) -> list[LabelledDataModule]:
+    """The tasks (one, or GLUE's several) tokenized with the pretraining tokenizer."""
     ft = config.finetune
     modules = []
-    for task in load_tasks(ft, corpus_seed=config.data.corpus_seed):
+    for task in tasks:
         log.info(
             "fine-tuning task %s: %s, %d train / %d dev examples",
             task.name,
@@ -250,4 +261,11 @@ def _facts(trainer: L.Trainer, encoder: MaskedLM) -> dict[str, Any]:
     }
 
 
-__all__ = ["cell_settings", "finetune_all", "labelled_data", "main_metrics", "task_folder"]
+__all__ = [
+    "cell_settings",
+    "finetune_all",
+    "labelled_data",
+    "main_metrics",
+    "read_tasks",
+    "task_folder",
+]
