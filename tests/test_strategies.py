@@ -25,7 +25,7 @@ from dmx.data.datamodule import MLMDataModule
 from dmx.masking import IGNORE_INDEX, MaskedBatch, TokenMasker, rate_at
 from dmx.masking.diagnostics import MaskStats
 from dmx.masking.keyed import keyed_uniform
-from dmx.masking.select import geometric_lengths, mean_geometric_length
+from dmx.masking.select import by_spans, geometric_lengths, mean_geometric_length
 
 VOCAB, N_SPECIAL = 1000, 5
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(N_SPECIAL)
@@ -481,8 +481,8 @@ def test_mask_of_a_sample_ignores_order_batching_and_neighbours(unit: str, count
 
 @pytest.mark.parametrize("count", COUNTS)
 def test_span_mask_of_a_row_of_mostly_special_tokens_ignores_its_neighbours(count: str) -> None:
-    """Rows must never interact, even when a row's span anchors mostly land on special
-    tokens (which count as words but add nothing), so it needs many candidates."""
+    """Rows must never interact, even when a row has almost nothing to mask (its anchors
+    keep landing on its two masked tokens), so it needs many candidates."""
     m = make_masker("span", count, copies=None, prob=0.5)
     sparse = torch.full((1, 64), UNK_ID)
     sparse[0, :2] = torch.tensor([10, 11])  # two ordinary tokens among 62 [UNK]
@@ -492,6 +492,25 @@ def test_span_mask_of_a_row_of_mostly_special_tokens_ignores_its_neighbours(coun
         alone = m(sparse, torch.tensor([0]), key).selected
         beside = m(both, torch.tensor([0, 1]), key).selected[:1]
         assert torch.equal(alone, beside), key
+
+
+def test_span_anchors_land_inside_the_text_never_on_special_tokens() -> None:
+    """SpanBERT anchors spans on the text: a span anchored on [CLS] or [SEP] would cover
+    one word fewer. One-word spans (p = 1), one candidate each: whatever its uniform, the
+    anchor is an ordinary token, and the k-th of them for u in [k/n, (k+1)/n)."""
+    ids = torch.tensor([[CLS_ID, 10, 11, SEP_ID, 12, SEP_ID, 0, 0]])  # 3 ordinary tokens
+    eligible = ids >= N_SPECIAL
+    starts = torch.ones_like(eligible)
+    for u, position in [(0.0, 1), (0.34, 2), (0.67, 4), (0.999, 4)]:
+        selected = by_spans(
+            starts, eligible, torch.tensor([5]), torch.tensor([[u]]), torch.zeros(1, 1), 1.0, 1
+        )
+        assert selected.nonzero()[:, 1].tolist() == [position], u
+    # Through the masker, at the budget in every row: no span ever covers nothing.
+    m = make_masker("span", "fixed", copies=None, prob=0.3)
+    row = torch.tensor([[CLS_ID, *range(N_SPECIAL, N_SPECIAL + 30), SEP_ID]])
+    for key in range(50):
+        assert int(m(row, torch.tensor([0]), key).selected.sum()) == 9  # ceil(0.3 x 30)
 
 
 def masks_by_index(module: MLMDataModule, epoch: int) -> dict[int, torch.Tensor]:

@@ -121,7 +121,6 @@ def mean_geometric_length(p: float, max_len: int) -> float:
 def by_spans(
     word_starts: torch.Tensor,
     eligible: torch.Tensor,
-    real: torch.Tensor,
     budget: torch.Tensor,
     u_anchor: torch.Tensor,
     u_length: torch.Tensor,
@@ -130,20 +129,23 @@ def by_spans(
 ) -> torch.Tensor:
     """SpanBERT's span masking, for a whole batch at once.
 
-    Candidate span ``j`` of a row starts at a random real token (``u_anchor[:, j]``),
-    snapped back to the start of its word, and covers ``geometric(p)`` words from there.
+    Candidate span ``j`` of a row starts at a random eligible token (``u_anchor[:, j]``;
+    never [CLS], [SEP] or padding, as SpanBERT anchors inside the text), snapped back to
+    the start of its word, and covers ``geometric(p)`` words from there.
     Spans are added in order until the row's ``budget`` of tokens is reached, the last one
     cut at the budget; a candidate whose anchor is already masked is skipped, and
     overlapping spans merge, as in SpanBERT's ``PairWithSpanMaskingScheme``. Special
     tokens count as words but are never selected. Candidates are processed one at a time
     for all rows together, and the loop stops as soon as every row has its budget. A row
     may use at most ``candidate_limit(budget)`` candidates, a number of its own, so a row
-    whose anchors keep landing on special or masked tokens ends the same way whatever
-    batch it is in.
+    whose anchors keep landing on masked tokens ends the same way whatever batch it is in.
     """
     batch, length = word_starts.shape
     word_id = torch.cumsum(word_starts.to(torch.int64), dim=1) - 1
-    n_real = real.sum(dim=1)
+    # The k-th eligible position is the first where the running count of eligible ones
+    # reaches k + 1.
+    eligible_count = torch.cumsum(eligible.to(torch.int64), dim=1)
+    n_eligible = eligible_count[:, -1]
     lengths = geometric_lengths(u_length, p, max_len)
     selected = torch.zeros_like(eligible)
     count = torch.zeros(batch, dtype=torch.int64, device=eligible.device)
@@ -152,8 +154,9 @@ def by_spans(
         remaining = torch.where(limit > j, budget - count, torch.zeros_like(count))
         if not bool((remaining > 0).any()):
             break
-        anchor = (u_anchor[:, j] * n_real).to(torch.int64).clamp(min=0)
-        anchor = torch.minimum(anchor, (n_real - 1).clamp(min=0))[:, None]
+        k = (u_anchor[:, j] * n_eligible).to(torch.int64).clamp(min=0)
+        k = torch.minimum(k, (n_eligible - 1).clamp(min=0))[:, None]
+        anchor = torch.searchsorted(eligible_count, k + 1).clamp(max=length - 1)
         active = (remaining > 0) & ~selected.gather(1, anchor).squeeze(1)
         start = word_id.gather(1, anchor)
         span = (word_id >= start) & (word_id < start + lengths[:, j : j + 1])
@@ -165,9 +168,9 @@ def by_spans(
 
 
 def candidate_limit(budget: torch.Tensor) -> torch.Tensor:
-    """How many candidate spans a row may draw: every kept candidate adds at least one token
-    unless it lands on special tokens only, so four per budgeted token is far more than a
-    row of text uses."""
+    """How many candidate spans a row may draw: every candidate whose anchor is not masked
+    yet adds at least one token, so four per budgeted token is far more than a row of text
+    uses."""
     return 4 * budget + 16
 
 

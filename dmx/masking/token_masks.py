@@ -273,10 +273,7 @@ class TokenMasker:
         n_candidates = int(candidate_limit(budget).max().item()) if budget.numel() else 0
         u_anchor = keyed_uniform(self.seed, _SPAN_ANCHOR, key, index, n_candidates)
         u_length = keyed_uniform(self.seed, _SPAN_LENGTH, key, index, n_candidates)
-        real = input_ids != 0  # [PAD] is id 0
-        return by_spans(
-            starts, eligible, real, budget, u_anchor, u_length, self.span_p, self.span_max
-        )
+        return by_spans(starts, eligible, budget, u_anchor, u_length, self.span_p, self.span_max)
 
     def _corrupt(
         self,
