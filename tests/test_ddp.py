@@ -115,6 +115,18 @@ def test_two_processes_train_what_one_does(tmp_path: Path, extra: list[str]) -> 
         assert ddp[key] == single[key], key
     for key in ("final_val_loss", "final_train_loss", "final_val_acc"):
         assert ddp[key] == pytest.approx(single[key], rel=1e-5), key
+    # What the masks did, over both processes' rows: the masks are keyed by row, so the
+    # counts are the one-process run's exactly (4 epochs of dynamic masking: diversity 4,
+    # not the 2 that counting rank 0's rows over all rows gave).
+    for key in (
+        "mask_rate",
+        "mask_rate_target",
+        "mask_frac_mask",
+        "mask_frac_random",
+        "mask_frac_kept",
+        "mask_diversity",
+    ):
+        assert ddp[key] == single[key], key
     if extra:
         assert ddp["adaptive_updates"] == single["adaptive_updates"] >= 2
         for key in ("adaptive_rate_std", "adaptive_rate_p05", "adaptive_rate_p95"):

@@ -237,9 +237,17 @@ class MLMDataModule(L.LightningDataModule):
         return self.adaptive.update(step, reduce)
 
     def diagnostics(self) -> dict[str, Any]:
-        """What the training masks did (dmx.masking.diagnostics), and for adaptive masking
-        where the per-id rates ended."""
-        out: dict[str, Any] = dict(self.stats.summary())
+        """What the training masks did (dmx.masking.diagnostics), over every process's rows,
+        and for adaptive masking where the per-id rates ended. Every process calls it."""
+        trainer = self.trainer
+        reduce = None
+        if trainer is not None and trainer.world_size > 1:  # every process is here
+
+            def reduce(t: torch.Tensor) -> torch.Tensor:
+                device = trainer.strategy.root_device
+                return trainer.strategy.reduce(t.to(device), reduce_op="sum").cpu()
+
+        out: dict[str, Any] = dict(self.stats.summary(reduce))
         if self.adaptive is not None and self.adaptive.updates:
             out.update(self.adaptive.summary())
         return out

@@ -6,6 +6,7 @@ so measuring costs no synchronisation per step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -59,10 +60,23 @@ class MaskStats:
         if key not in self._keys_before:
             self.distinct[index.cpu()] += 1
 
-    def summary(self) -> dict[str, float]:
+    def summary(
+        self, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> dict[str, float]:
+        """The realised figures. Under data parallelism every process masks its own share
+        of the rows, so ``reduce`` (a sum across processes, which every process must call)
+        turns the counts and each row's distinct masks into the whole run's; the masking
+        time stays this process's, next to its own training time."""
         if not self.batches:
             return {}
-        t = {k: float(v) for k, v in self.totals.items()}
+        names = sorted(self.totals)
+        counts = torch.stack([torch.as_tensor(self.totals[k]).double().cpu() for k in names])
+        distinct = self.distinct.double() if self.distinct is not None else None
+        if reduce is not None:
+            counts = reduce(counts)
+            if distinct is not None:
+                distinct = reduce(distinct)
+        t = dict(zip(names, counts.tolist(), strict=True))
         selected = max(t["selected"], 1.0)
         out = {
             "mask_rate": t["selected"] / max(t["eligible"], 1.0),
@@ -74,8 +88,8 @@ class MaskStats:
         }
         if "multiword" in t:
             out["mask_multiword_share"] = t["multiword"] / selected
-        if self.distinct is not None:
-            out["mask_diversity"] = float(self.distinct.float().mean())
+        if distinct is not None:
+            out["mask_diversity"] = float(distinct.mean())
         return out
 
     def state_dict(self) -> dict[str, Any]:
