@@ -116,8 +116,8 @@ def test_two_processes_train_what_one_does(tmp_path: Path, extra: list[str]) -> 
     for key in ("final_val_loss", "final_train_loss", "final_val_acc"):
         assert ddp[key] == pytest.approx(single[key], rel=1e-5), key
     # What the masks did, over both processes' rows: the masks are keyed by row, so the
-    # counts are the one-process run's exactly (4 epochs of dynamic masking: diversity 4,
-    # not the 2 that counting rank 0's rows over all rows gave).
+    # counts are the one-process run's exactly (dynamic masking's diversity is the epoch
+    # count, not the half of it that counting rank 0's rows over all rows gave).
     for key in (
         "mask_rate",
         "mask_rate_target",
