@@ -854,3 +854,29 @@ def stats_t_sf(t: float, df: int) -> float:
     from scipy import stats
 
     return float(stats.t.sf(t, df))
+
+
+def test_short_labels_leave_out_mask_settings_the_strategy_already_says() -> None:
+    """InforMask's all-[MASK] corruption and AMLM's smoothing come with their presets: the
+    strategy names them. A setting that splits one strategy's groups stays."""
+    from dmx.report.labels import label_groups
+
+    keys = ["mask.weighting", "mask.mask_token_frac", "mask.adapt_smoothing"]
+    groups = [
+        {"mask.weighting": "uniform", "mask.mask_token_frac": 0.8, "mask.adapt_smoothing": 0.3},
+        {"mask.weighting": "informask", "mask.mask_token_frac": 1.0, "mask.adapt_smoothing": 0.3},
+        {"mask.weighting": "amlm", "mask.mask_token_frac": 0.8, "mask.adapt_smoothing": 0.8},
+    ]
+    strategies = ["dynamic", "informask dynamic", "amlm dynamic"]
+    full, short = label_groups(groups, keys, strategies)
+    assert short == ["mask=dynamic", "mask=informask dynamic", "mask=amlm dynamic"]
+    assert full[1] == (
+        "mask=informask dynamic, mask.mask_token_frac=1.0, mask.adapt_smoothing=0.3"
+    )  # files keep every differing key
+    # Two AMLM groups that differ in smoothing: the setting separates them, so it stays.
+    groups.append({**groups[2], "mask.adapt_smoothing": 0.5})
+    _, short = label_groups(groups, keys, [*strategies, "amlm dynamic"])
+    assert short[2:] == [
+        "mask=amlm dynamic, adapt_smoothing=0.8",
+        "mask=amlm dynamic, adapt_smoothing=0.5",
+    ]

@@ -57,7 +57,7 @@ def label_groups(
     subsumed = _subsumed_keys(groups, keys, strategies)
     parts = [_parts(g, keys, s, subsumed) for g, s in zip(groups, strategies, strict=True)]
     full = [", ".join(f"{k}={v}" for k, v in p) or ALL_LABEL for p in parts]
-    implied = implied_keys(groups, keys)
+    implied = implied_keys(groups, keys) | strategy_implied_keys(groups, keys, strategies)
     parts = [[(k, v) for k, v in p if k not in implied] for p in parts]
     names = short_names(list(dict.fromkeys(k for p in parts for k, _ in p)))
     short = [", ".join(f"{names[k]}={v}" for k, v in p) or ALL_LABEL for p in parts]
@@ -81,6 +81,27 @@ def implied_keys(groups: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> se
         for group in groups:
             name = hashable(group.get(preset, MISSING))
             seen.setdefault(name, set()).add(hashable(group.get(key, MISSING)))
+        if all(len(values) == 1 for values in seen.values()):
+            implied.add(key)
+    return implied
+
+
+def strategy_implied_keys(
+    groups: Sequence[Mapping[str, Any]], keys: Sequence[str], strategies: Sequence[str | None]
+) -> set[str]:
+    """``mask.*`` keys the strategy already says, as a preset's name says its settings:
+    ``mask_token_frac`` when every ``informask`` group has 1.0 and every other strategy's
+    groups agree on theirs. Short labels leave them out; a key that separates groups of one
+    strategy (a sweep over ``mask.prob``) stays."""
+    if any(s is None for s in strategies):
+        return set()
+    implied = set()
+    for key in keys:
+        if not key.startswith("mask.") or key in STRATEGY_KEYS:
+            continue
+        seen: dict[str | None, set[Any]] = {}
+        for group, strategy in zip(groups, strategies, strict=True):
+            seen.setdefault(strategy, set()).add(hashable(group.get(key, MISSING)))
         if all(len(values) == 1 for values in seen.values()):
             implied.add(key)
     return implied
