@@ -702,3 +702,19 @@ def test_a_rerun_of_a_seed_is_one_replicate_not_two(sweep: Path) -> None:
     assert (data["mask=dynamic"]["n"], data["mask=dynamic"]["n_duplicates"]) == (3, 1)
     assert data["mask=static(K=1)"]["n_duplicates"] == 0
     assert rerun.exists()
+
+
+def test_a_row_tested_on_some_metrics_and_not_others_says_which(tmp_path: Path) -> None:
+    """Fine-tuning recorded by one run of a group: its loss is paired over three seeds, its
+    fine-tuning accuracy cannot be tested; the note says so per metric, not "no test for
+    mask=dynamic" beside "paired t-test for mask=dynamic"."""
+    write_group(tmp_path, 1, STATIC, finetune_acc=[0.5, 0.6, 0.7])
+    for seed, loss in enumerate(DYNAMIC):
+        extra = {"finetune_acc": 0.9} if seed == 0 else {}
+        write_run(tmp_path / f"dynamic_s{seed}", config(seed, None), loss, **extra)
+    text = rep.report(tmp_path, "md", baseline="mask=static") or ""
+    note = next(line for line in text.splitlines() if line.startswith("Δ and p against"))
+    assert (
+        "paired t-test over seeds 0, 1, 2 for `mask=dynamic` (val loss, best val loss, val "
+        "acc); no test (fewer than 2 done runs) for `mask=dynamic` (finetune acc)"
+    ) in note

@@ -90,15 +90,20 @@ def method_note(
     base = next((i for i, row in enumerate(rows) if row.is_baseline), None)
     if base is None:
         return None
-    tests: dict[str, list[str]] = {}  # description -> the rows it applies to
+    tests: dict[str, list[str]] = {}  # description -> the rows (or row's metrics) it fits
     kinds: set[str | None] = set()
     others = [(i, row) for i, row in enumerate(rows) if not row.is_baseline]
+    labels = {m.key: m.label for row in rows for m in row.metrics}
     for i, row in others:
-        for comparison in row.comparisons.values():
+        by_test: dict[str, list[str]] = {}  # this row's metrics under each test
+        for key, comparison in row.comparisons.items():
             kinds.add(comparison.test)
-            names = tests.setdefault(_test_text(comparison), [])
-            if name(i, row) not in names:
-                names.append(name(i, row))
+            by_test.setdefault(_test_text(comparison), []).append(labels.get(key, key))
+        for text, metrics in by_test.items():
+            # A row whose metrics got different tests (fine-tuning recorded by fewer runs)
+            # names its metrics, so no row reads as both tested and untested.
+            named = name(i, row) if len(by_test) == 1 else f"{name(i, row)} ({', '.join(metrics)})"
+            tests.setdefault(text, []).append(named)
     if not tests:
         used = "no result metric recorded"
     elif len(tests) == 1:
