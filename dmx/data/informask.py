@@ -49,8 +49,9 @@ def relevance(ids: np.ndarray, offsets: np.ndarray, vocab_size: int, window: int
     for d in range(1, window + 1):
         ok = np.flatnonzero(ordinary[:-d] & ordinary[d:] & (doc[:-d] == doc[d:]))
         pmi = counted.pmi(ids[ok], ids[ok + d])
-        np.add.at(out, ok, pmi)
-        np.add.at(out, ok + d, pmi)
+        # Each position appears once per side at each distance: bincount adds them up.
+        out += np.bincount(ok, weights=pmi, minlength=len(ids))
+        out += np.bincount(ok + d, weights=pmi, minlength=len(ids))
     return out
 
 
