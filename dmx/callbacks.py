@@ -18,7 +18,7 @@ import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
-from dmx import hardware, provenance
+from dmx import hardware, provenance, stops
 from dmx.runs import (
     ADAPTIVE_FILE,
     CHECKPOINT_DIR,
@@ -27,6 +27,7 @@ from dmx.runs import (
     METRICS_FILE,
     STATUS_DONE,
     STATUS_FAILED,
+    STATUS_INTERRUPTED,
     STATUS_RUNNING,
     step_checkpoints,
     write_history,
@@ -85,6 +86,19 @@ class RunFolder(L.Callback):
         self.summary["parameters"] = pl_module.model.num_parameters(non_embedding=False)
         self.write_summary()
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # From here a signal waits for the end of the step under way (dmx.stops).
+        stops.reinstall()
+        stops.defer(True)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        stops.defer(False)
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        stops.defer(False)
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = time.perf_counter()
         self._epoch_offset_at_start, self._epoch_offset = self._epoch_offset, 0.0
@@ -113,8 +127,16 @@ class RunFolder(L.Callback):
         self._epoch_train_s = self._epoch_offset_at_start + time.perf_counter() - self._epoch_start
         n = self.every_n_steps
         last_of_epoch = batch_idx + 1 >= trainer.num_training_batches  # the epoch's own follows
-        if self.checkpoint and n and trainer.global_step % n == 0 and not last_of_epoch:
+        due = self.checkpoint and n and trainer.global_step % n == 0 and not last_of_epoch
+        if due:
             self.save_checkpoint(trainer, mid_epoch=True)
+        if last_of_epoch:  # the epoch's end saves, then stops if asked
+            return
+        signum = _stop_asked(trainer, pl_module)
+        if signum:
+            if self.checkpoint and not due:
+                self.save_checkpoint(trainer, mid_epoch=True)
+            raise stops.Stop(signum)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # on_validation_end, not _epoch_end: it runs after the module has logged val/loss.
@@ -157,6 +179,9 @@ class RunFolder(L.Callback):
         self._epoch_train_s = 0.0
         if self.checkpoint:
             self.save_checkpoint(trainer, mid_epoch=False)
+        signum = _stop_asked(trainer, pl_module)
+        if signum:
+            raise stops.Stop(signum)
 
     def save_checkpoint(self, trainer: L.Trainer, mid_epoch: bool) -> None:
         """``step-<global step>.ckpt``, written under a temporary name and renamed; then
@@ -273,10 +298,24 @@ class RunFolder(L.Callback):
         self.write_summary(status=STATUS_DONE, wall_s=round(time.perf_counter() - self.started, 3))
 
     def fail(self, error: BaseException) -> None:
+        """The run's end by a fault, or by a signal's :class:`~dmx.stops.Stop` (interrupted,
+        not failed: nothing went wrong, and the same command continues it)."""
         reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        status = STATUS_INTERRUPTED if isinstance(error, stops.Stop) else STATUS_FAILED
         self.write_summary(
-            status=STATUS_FAILED, error=reason, wall_s=round(time.perf_counter() - self.started, 3)
+            status=status, error=reason, wall_s=round(time.perf_counter() - self.started, 3)
         )
+
+
+def _stop_asked(trainer: L.Trainer, pl_module: L.LightningModule) -> int:
+    """The signal that asked for a stop in any process (0 if none): under data parallelism
+    a signal may reach rank 0 alone (``kill``), and every process must stop at the same
+    step, so each step ends with one tiny collective."""
+    signum = stops.pending() or 0
+    if trainer.world_size > 1:
+        flag = torch.tensor(float(signum), device=pl_module.device)
+        signum = int(trainer.strategy.reduce(flag, reduce_op="max").item())
+    return signum
 
 
 def _get_rng() -> dict[str, Any]:

@@ -18,10 +18,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from dmx import stops
 from dmx.config import to_config
 from dmx.config.loading import register
 from dmx.errors import UserError, error_line
-from dmx.runs import CHECKPOINT_DIR, discard_unstarted, is_rank_zero
+from dmx.runs import CHECKPOINT_DIR, discard_unstarted, is_rank_zero, step_checkpoints
 from dmx.runtime import one_device_per_job
 from dmx.train import train
 
@@ -34,6 +35,24 @@ def resume_command(run_dir: Path) -> str:
     """The command that continues this run from its newest checkpoint."""
     overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("hydra.run.dir=")]
     return " ".join(["dmx train", *overrides, f"hydra.run.dir={run_dir}"])
+
+
+def stopped_line(stop: stops.Stop, run_dir: Path, in_sweep: bool, started: bool) -> str:
+    """What a run stopped by a signal says: where it stopped and the command that goes on."""
+    if not started:
+        return f"{stop} before run {run_dir} began: nothing was written"
+    saved = step_checkpoints(run_dir)
+    where = (
+        f"at step {int(saved[0].stem.split('-')[1])} (checkpoint saved)"
+        if saved
+        else "before any checkpoint; the same command starts it again"
+    )
+    then = (
+        "run the same dmx sweep command again: finished runs are kept and this one continues"
+        if in_sweep
+        else f"continue it with: {resume_command(run_dir)}"
+    )
+    return f"{stop}: run {run_dir} interrupted {where}; {then}"
 
 
 def closing_line(summary: dict[str, Any], run_dir: Path) -> str:
@@ -81,6 +100,11 @@ def main(cfg: DictConfig) -> float | None:
             discard_unstarted(run_dir)  # a mistake leaves no run folder behind
         print(error_line(err), file=sys.stderr)
         raise SystemExit(UserError.exit_code) from None
+    except stops.Stop as stop:
+        if is_rank_zero():
+            started = not discard_unstarted(run_dir)
+            log.error(stopped_line(stop, run_dir, hydra_cfg.mode == RunMode.MULTIRUN, started))
+        raise SystemExit(stop.exit_code) from None
     except BaseException as err:
         if hydra_cfg.mode != RunMode.MULTIRUN or not isinstance(err, Exception):
             if is_rank_zero() and (run_dir / CHECKPOINT_DIR).is_dir():

@@ -47,6 +47,8 @@ LOCK_FILE = ".lock"
 STATUS_RUNNING = "running"
 STATUS_DONE = "done"
 STATUS_FAILED = "failed"
+# Stopped by a signal (SIGTERM, Ctrl-C) at a checkpoint: the same command continues it.
+STATUS_INTERRUPTED = "interrupted"
 # Never written: what a report calls a run whose metrics.json says running while no
 # process holds its lock (killed, or its machine lost).
 STATUS_UNFINISHED = "unfinished"

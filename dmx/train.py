@@ -23,6 +23,7 @@ import lightning as L
 import torch
 from omegaconf import OmegaConf
 
+from dmx import stops
 from dmx.allocator import keep_freed_memory
 from dmx.callbacks import RunFolder
 from dmx.config import Config
@@ -64,15 +65,17 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
     """Train one run into ``run_dir``; returns the final metrics.json content.
 
     Any fault marks the run failed (with the reason) before it propagates, and leaves the
-    files written so far intact. A folder another process is training into is refused
-    before anything in it is touched.
+    files written so far intact; a signal's stop (:mod:`dmx.stops`) marks it interrupted,
+    at a checkpoint. A folder another process is training into is refused before anything
+    in it is touched.
     """
     keep_freed_memory()
-    if not is_rank_zero():  # a data-parallel worker: rank 0 holds the folder and writes it
-        return _train(config, run_dir, rank_zero=False)
-    elsewhere = "wait for it to finish or train into another folder (hydra.run.dir=...)"
-    with _holding(run_dir, elsewhere):
-        return _train(config, run_dir, rank_zero=True)
+    with stops.catching():  # SIGTERM and Ctrl-C stop at a checkpoint (dmx.stops)
+        if not is_rank_zero():  # a data-parallel worker: rank 0 holds the folder and writes it
+            return _train(config, run_dir, rank_zero=False)
+        elsewhere = "wait for it to finish or train into another folder (hydra.run.dir=...)"
+        with _holding(run_dir, elsewhere):
+            return _train(config, run_dir, rank_zero=True)
 
 
 @contextmanager
@@ -113,7 +116,7 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
     try:
         tasks = read_tasks(config)
         data = _pretraining_data(config)
-    except UserError:
+    except (UserError, stops.Stop):  # a stop here has trained nothing: there is no run yet
         raise
     except BaseException as err:
         _open_folder(config, run_dir, previous, rank_zero, fresh=not resumed).fail(err)

@@ -19,7 +19,8 @@ from helpers import DMX, TIMINGS, TINY, make_config, run_dmx
 
 from dmx.callbacks import RunFolder
 from dmx.errors import UserError
-from dmx.runs import read_metrics
+from dmx.runs import read_metrics, step_checkpoints
+from dmx.stops import Stop
 from dmx.train import train
 
 EVERY = "impl.checkpoint_every_n_steps=4"
@@ -59,6 +60,7 @@ def _history(run: Path) -> list[str]:
     ("overrides", "crash"),
     [
         (["mask=dynamic"], 10),  # mid-epoch: resumes from step 8, inside epoch 1
+        (["mask=dynamic", "impl.num_workers=2"], 11),  # the loader's workers start again
         (["mask=dynamic"], 19),  # just past an epoch: resumes from its end (step 18)
         (["mask=static", "mask.copies=2", "attention=random_dynamic"], 21),
         (["mask=span", "rate=ankner_linear"], 30),
@@ -86,25 +88,138 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(
     assert _history(tmp_path / "cut") == _history(tmp_path / "whole")
 
 
+def _signal_at(monkeypatch: pytest.MonkeyPatch, step: int, *signums: int) -> None:
+    """``signums`` sent to this process as the step after optimiser step ``step`` begins."""
+    original = RunFolder.on_train_batch_start
+
+    def signalling(self: RunFolder, trainer: Any, *args: Any) -> None:
+        if trainer.global_step == step:
+            for signum in signums:
+                os.kill(os.getpid(), signum)
+        original(self, trainer, *args)
+
+    monkeypatch.setattr(RunFolder, "on_train_batch_start", signalling)
+
+
+def test_a_signal_waits_for_the_step_inside_the_loop_and_stops_at_once_outside_it() -> None:
+    from dmx import stops
+
+    before = signal.getsignal(signal.SIGTERM)
+    with stops.catching():
+        stops.defer(True)  # inside the training loop
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stops.pending() == signal.SIGTERM  # asked, not raised
+        with pytest.raises(Stop):  # again: the user insists
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) == before and stops.pending() is None
+    with pytest.raises(Stop) as stopped, stops.catching():
+        os.kill(os.getpid(), signal.SIGINT)  # outside the loop nothing is lost by stopping
+    assert stopped.value.exit_code == 130
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 @pytest.mark.slow
-def test_a_run_killed_with_sigkill_continues_with_the_same_command(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_mid_epoch_stops_at_that_step_and_the_run_continues_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: int
+) -> None:
+    config = make_config(LONGER)  # no periodic checkpoints: the stop saves its own
+    whole = train(config, tmp_path / "whole")
+    before = signal.getsignal(signum)
+    with monkeypatch.context() as patch:
+        _signal_at(patch, 22, signum)  # in epoch 2 (18 steps an epoch)
+        with pytest.raises(Stop) as stopped:
+            train(config, tmp_path / "cut")
+    assert stopped.value.signum == signum and stopped.value.exit_code == 128 + signum
+    assert signal.getsignal(signum) == before  # the handlers are given back
+    cut = read_metrics(tmp_path / "cut")
+    assert cut["status"] == "interrupted"
+    assert cut["error"] == f"Stop: stopped by {signal.Signals(signum).name}"
+    # The step under way finished and was saved: nothing trained is lost.
+    assert [p.name for p in step_checkpoints(tmp_path / "cut")] == [
+        "step-000000023.ckpt",
+        "step-000000018.ckpt",
+    ]
+    resumed = train(config, tmp_path / "cut")
+    assert resumed["status"] == "done" and resumed["resumed_from_step"] == 23
+    assert _same(resumed, whole)
+    assert _history(tmp_path / "cut") == _history(tmp_path / "whole")
+
+
+@pytest.mark.slow
+def test_a_second_signal_stops_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as patch:
+        _signal_at(patch, 22, signal.SIGINT, signal.SIGINT)
+        with pytest.raises(Stop):
+            train(make_config(LONGER), tmp_path / "cut")
+    assert read_metrics(tmp_path / "cut")["status"] == "interrupted"
+    # Stopped inside step 23, before it ended: the last checkpoint is epoch 1's.
+    assert [p.name for p in step_checkpoints(tmp_path / "cut")] == ["step-000000018.ckpt"]
+
+
+@pytest.mark.slow
+def test_submitits_timeout_signal_saves_the_step_then_hands_over_to_submitit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under submitit, USR2 before the time limit: the step's checkpoint first, then
+    submitit's own handler (which requeues the job and exits), called once."""
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    calls: list[int] = []
+
+    def submitit_handler(signum: int, frame: Any) -> None:  # as submitit's: requeue, exit
+        calls.append(signum)
+        raise SystemExit(-1)
+
+    previous = signal.signal(signal.SIGUSR2, submitit_handler)
+    try:
+        with monkeypatch.context() as patch:
+            _signal_at(patch, 5, signal.SIGUSR2)
+            with pytest.raises(SystemExit) as exited:
+                train(make_config(), tmp_path / "run")
+        assert signal.getsignal(signal.SIGUSR2) is submitit_handler
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert exited.value.code == -1 and calls == [signal.SIGUSR2]
+    assert read_metrics(tmp_path / "run")["status"] == "interrupted"
+    assert [p.name for p in step_checkpoints(tmp_path / "run")] == ["step-000000006.ckpt"]
+    assert train(make_config(), tmp_path / "run")["resumed_from_step"] == 6  # the requeued job
+
+
+@pytest.mark.slow
+def test_kill_term_mid_epoch_exits_143_and_the_printed_command_finishes_it(
+    tmp_path: Path,
+) -> None:
+    """Through the CLI, as a scheduler stops a job: exit 143 (128 + SIGTERM), a checkpoint
+    at the step it stopped, the command that continues it; that command finishes the run
+    exactly as an uninterrupted one. (SIGKILL, which nothing can catch, is the sweep test's.)"""
     run_dir = tmp_path / "run"
-    args = [*TINY, "impl.checkpoint_every_n_steps=3", "trainer.max_epochs=8", "mask=dynamic"]
-    command = [DMX, "train", *args, f"hydra.run.dir={run_dir}"]
+    args = [*TINY, LONGER, "mask=dynamic", "impl.checkpoint_every_n_steps=20"]
     proc = subprocess.Popen(
-        command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [DMX, "train", *args, f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     deadline = time.monotonic() + 120
-    while not list((run_dir / "checkpoints").glob("step-*.ckpt")):
-        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert read_metrics(run_dir)["status"] == "running"  # it had no chance to say otherwise
-    run_dmx("train", *args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    while not (run_dir / "checkpoints" / "step-000000020.ckpt").exists():  # inside epoch 2
+        assert proc.poll() is None and time.monotonic() < deadline, "no epoch finished"
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, output
+    cut = read_metrics(run_dir)
+    assert cut["status"] == "interrupted"
+    step = int(step_checkpoints(run_dir)[0].stem.split("-")[1])
+    assert step >= 20  # at step 20 or a little later (a busy machine)
+    line = next(line for line in output.splitlines() if "continue it with:" in line)
+    assert f"stopped by SIGTERM: run {run_dir} interrupted at step {step} (checkpoint" in line
+    command = line.split("continue it with: ", 1)[1].split()
+    assert command[:2] == ["dmx", "train"] and command[-1] == f"hydra.run.dir={run_dir}"
+    run_dmx(*command[1:], cwd=tmp_path)
     resumed = read_metrics(run_dir)
     whole = train(make_config(*args[len(TINY) :]), tmp_path / "whole")
-    assert resumed["status"] == "done" and resumed["resumed_from_step"] > 0
+    assert resumed["status"] == "done" and resumed["resumed_from_step"] == step
     assert _same(resumed, whole)
     assert _history(run_dir) == _history(tmp_path / "whole")
 

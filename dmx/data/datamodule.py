@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from dmx import shares
 from dmx.config import DataConfig, MaskConfig
 from dmx.data.corpus import Corpus, load_corpus
 from dmx.data.sequences import Sequences
@@ -149,6 +150,7 @@ class MLMDataModule(L.LightningDataModule):
         self.weights: torch.Tensor | None = None
         self.adaptive: AdaptiveRates | None = None
         self._adaptive_state: dict[str, Any] | None = None  # restored before setup
+        self._own: shares.Transform | None = None  # this process's share of saved sums
         self._statistics_done = False
 
     def setup(self, stage: str | None = None) -> None:
@@ -160,7 +162,7 @@ class MLMDataModule(L.LightningDataModule):
             self.units, self.weights = statistics.units, statistics.weights
             self.adaptive = statistics.adaptive
             if self.adaptive is not None and self._adaptive_state is not None:
-                self.adaptive.load_state_dict(self._adaptive_state)
+                self.adaptive.load_state_dict(self._adaptive_state, self._own)
             self._statistics_done = True
         tokens = {"vocab_size": vocab, "mask_token_id": MASK_ID, "n_special": N_SPECIAL}
         self.train_masker = TokenMasker.from_config(self.mask_cfg, seed=self.seed, **tokens)
@@ -199,24 +201,30 @@ class MLMDataModule(L.LightningDataModule):
         every checkpoint, so a resumed run continues the data and the diagnostics exactly."""
         trainer = self.trainer
         progress = trainer.fit_loop.epoch_loop.batch_progress.current if trainer else None
+        # Every process saves (a checkpoint is collective): each one's counts are gathered
+        # into it, and each takes its own back on resume (dmx.shares).
+        gather = shares.gather(trainer)
+        adaptive = self.adaptive
         return {
             "epoch": trainer.current_epoch if trainer else 0,
             # At on_train_batch_end, the batches of this epoch whose step is done.
             "batches_done": progress.processed if progress else 0,
-            "stats": self.stats.state_dict(),
-            "adaptive": self.adaptive.state_dict() if self.adaptive is not None else None,
+            "stats": self.stats.state_dict(gather),
+            "adaptive": adaptive.state_dict(gather) if adaptive is not None else None,
+            "world": trainer.world_size if trainer else 1,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._resume = (state["epoch"], state["batches_done"])
         if self._train_sampler is not None:  # the loader may exist before the restore
             self._train_sampler.resume_at(*self._resume)
-        self.stats.load_state_dict(state["stats"])
+        self._own = shares.own(self.trainer, state.get("world", 1))
+        self.stats.load_state_dict(state["stats"], self._own)
         adaptive = state.get("adaptive")
         if adaptive is not None:
             self._adaptive_state = adaptive
             if self.adaptive is not None:
-                self.adaptive.load_state_dict(adaptive)
+                self.adaptive.load_state_dict(adaptive, self._own)
 
     def observe_losses(
         self, ids: torch.Tensor, losses: torch.Tensor, hits: torch.Tensor

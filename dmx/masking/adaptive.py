@@ -42,6 +42,7 @@ from typing import Any
 import torch
 
 from dmx.masking.weights import normalise, weighted_mean, weighted_quantiles
+from dmx.shares import Transform
 
 RULES = ("loss", "amlm")  # the weightings whose table moves in training
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -207,23 +208,29 @@ class AdaptiveRates:
             "history": self.history,
         }
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, gather: Transform | None = None) -> dict[str, Any]:
+        """The table and the window so far; under data parallelism ``gather`` stacks every
+        process's window (dmx.shares): the table is the same in all of them."""
+        keep = gather or (lambda t: t)
         return {
             "weights": self.weights.cpu(),
-            "loss_sum": self.loss_sum.cpu(),
-            "correct": self.correct.cpu(),
-            "count": self.count.cpu(),
+            "loss_sum": keep(self.loss_sum.cpu()),
+            "correct": keep(self.correct.cpu()),
+            "count": keep(self.count.cpu()),
             "steps_in_window": self.steps_in_window,
             "updates": self.updates,
             "history": self.history,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], own: Transform | None = None) -> None:
+        """The saved table and window; ``own`` takes this process's share of a gathered
+        window."""
+        take = own or (lambda t: t)
         device = self.weights.device
         self.weights = state["weights"].to(device)
-        self.loss_sum = state["loss_sum"].to(device)
-        self.correct = state["correct"].to(device)
-        self.count = state["count"].to(device)
+        self.loss_sum = take(state["loss_sum"]).to(device)
+        self.correct = take(state["correct"]).to(device)
+        self.count = take(state["count"]).to(device)
         self.steps_in_window = int(state["steps_in_window"])
         self.updates = int(state["updates"])
         self.history = list(state["history"])

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from dmx.masking.token_masks import MaskedBatch
+from dmx.shares import Transform
 
 
 class MaskStats:
@@ -92,25 +93,31 @@ class MaskStats:
             out["mask_diversity"] = float(distinct.mean())
         return out
 
-    def state_dict(self) -> dict[str, Any]:
-        """The running totals, so a resumed run's diagnostics equal an uninterrupted one's."""
+    def state_dict(self, gather: Transform | None = None) -> dict[str, Any]:
+        """The running totals, so a resumed run's diagnostics equal an uninterrupted one's;
+        under data parallelism ``gather`` stacks every process's counts (dmx.shares)."""
+        keep = gather or (lambda t: t)
+        distinct = self.distinct
         return {
-            "totals": {k: torch.as_tensor(v).cpu() for k, v in self.totals.items()},
+            "totals": {k: keep(torch.as_tensor(v).cpu()) for k, v in self.totals.items()},
             "target_rate_sum": self.target_rate_sum,
             "batches": self.batches,
             "seconds": self.seconds,
-            "distinct": self.distinct,
+            "distinct": keep(distinct) if distinct is not None else None,
             "keys_before": sorted(self._keys_before),
             "epoch": self._epoch,
             "epoch_keys": sorted(self._epoch_keys),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.totals = dict(state["totals"])
+    def load_state_dict(self, state: dict[str, Any], own: Transform | None = None) -> None:
+        """The saved totals; ``own`` takes this process's share of gathered counts."""
+        take = own or (lambda t: t)
+        self.totals = {k: take(v) for k, v in state["totals"].items()}
+        distinct = state["distinct"]
+        self.distinct = take(distinct) if distinct is not None else None
         self.target_rate_sum = state["target_rate_sum"]
         self.batches = state["batches"]
         self.seconds = state["seconds"]
-        self.distinct = state["distinct"]
         self._keys_before = set(state["keys_before"])
         self._epoch = state["epoch"]
         self._epoch_keys = set(state["epoch_keys"])

@@ -15,10 +15,20 @@ import lightning as L
 import torch
 from torchmetrics.aggregation import MeanMetric, SumMetric
 
+from dmx import shares
 from dmx.config import AttentionConfig, OptimConfig
 from dmx.masking.attention_masks import EVAL_STEP, AttentionPattern, combine, density, gate_penalty
 from dmx.model import MaskedLM, MLMOutput
 from dmx.optim import build_optimizer, lr_lambda
+
+# The persistent metrics' states, each a sum (SumMetric's total; MeanMetric's weighted sum
+# and weight), so the states of several processes add up to the run's.
+RUNNING_SUMS = (
+    "train_loss_sum.sum_value",
+    "train_count.sum_value",
+    "attention_density.mean_value",
+    "attention_density.weight",
+)
 
 
 class MLMModule(L.LightningModule):
@@ -138,9 +148,26 @@ class MLMModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["dmx_tokens_seen"] = self.tokens_seen
+        # Under data parallelism each process holds its share of the running sums: all of
+        # them go into the checkpoint (every process saves, so every process is here).
+        gather = shares.gather(self._trainer)
+        if gather is not None:
+            state = checkpoint["state_dict"]
+            checkpoint["dmx_running_sums"] = {key: gather(state[key]) for key in RUNNING_SUMS}
+            checkpoint["dmx_world"] = self.trainer.world_size
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.tokens_seen = int(checkpoint.get("dmx_tokens_seen", 0))
+        # Each process takes its own share back (this hook runs before the weights and the
+        # metric states are loaded from the checkpoint's state_dict).
+        saved = checkpoint.get("dmx_running_sums")
+        state = checkpoint["state_dict"]
+        if saved is not None:
+            state.update(saved)
+        own = shares.own(self._trainer, checkpoint.get("dmx_world", 1))
+        for key in RUNNING_SUMS:
+            if key in state:
+                state[key] = own(state[key])
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.model, self.optim)
