@@ -191,7 +191,11 @@ class RunFolder(L.Callback):
         final = folder / f"step-{trainer.global_step:09d}.ckpt"
         tmp = folder / f".{final.name}.tmp"
         self._mid_epoch = mid_epoch
-        trainer.save_checkpoint(tmp, weights_only=False)  # collective under DDP: all ranks call it
+        try:  # collective under DDP: all ranks call it
+            trainer.save_checkpoint(tmp, weights_only=False)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk: the last good checkpoint stays the newest
+            raise
         if not (trainer.is_global_zero and self.rank_zero):
             return
         os.replace(tmp, final)

@@ -24,7 +24,7 @@ from dmx.config.loading import register
 from dmx.errors import UserError, error_line
 from dmx.runs import CHECKPOINT_DIR, discard_unstarted, is_rank_zero, step_checkpoints
 from dmx.runtime import one_device_per_job
-from dmx.train import train
+from dmx.train import RunFolderInUse, train
 
 log = logging.getLogger("dmx")
 
@@ -95,6 +95,14 @@ def main(cfg: DictConfig) -> float | None:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             config = one_device_per_job(config, int(hydra_cfg.job.num))
         summary = train(config, run_dir)
+    except RunFolderInUse as err:
+        if hydra_cfg.mode == RunMode.MULTIRUN:  # two sweeps into one folder: each run once
+            log.warning(
+                "run %s is being trained by another dmx process; this sweep goes on", run_dir
+            )
+            return None
+        print(error_line(err), file=sys.stderr)  # the folder is the other process's: keep it
+        raise SystemExit(UserError.exit_code) from None
     except UserError as err:
         if is_rank_zero():
             discard_unstarted(run_dir)  # a mistake leaves no run folder behind

@@ -61,6 +61,10 @@ from dmx.tasks import MLMModule
 log = logging.getLogger("dmx")
 
 
+class RunFolderInUse(UserError):
+    """Another dmx process is training into the run folder (it holds the lock)."""
+
+
 def train(config: Config, run_dir: Path) -> dict[str, Any]:
     """Train one run into ``run_dir``; returns the final metrics.json content.
 
@@ -86,7 +90,9 @@ def _holding(run_dir: Path, fix: str) -> Iterator[None]:
     try:
         lock.acquire()
     except RunFolderBusy:
-        raise UserError(f"run folder {run_dir} is in use by another dmx process; {fix}") from None
+        raise RunFolderInUse(
+            f"run folder {run_dir} is in use by another dmx process; {fix}"
+        ) from None
     try:
         yield
     finally:
@@ -288,4 +294,4 @@ def add_finetuning(config: Config, run_dir: Path) -> dict[str, Any]:
         return metrics
 
 
-__all__ = ["add_finetuning", "pretrain", "train"]
+__all__ = ["RunFolderInUse", "add_finetuning", "pretrain", "train"]

@@ -9,8 +9,10 @@ failure becomes a :class:`UserError` naming the fix.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
@@ -49,7 +51,34 @@ def _one_line(err: Exception) -> str:
     unknown = re.match(r"Could not override '([^']+)'", str(err))
     if unknown and (message := unknown_key(unknown.group(1))):
         return message
-    return exception_line(err)
+    return value_line(exception_line(err))
+
+
+def value_line(message: str) -> str:
+    """Hydra's and OmegaConf's words for a value of the wrong type (``Error merging
+    override KEY=VALUE ...``), in the words the range checks use; any other message as it
+    is."""
+    typed = re.match(
+        r"Error merging override ([^=\s]+)=.*?\s+Value '(.*)'\s+"
+        r"(?:of type '\w+' could not be converted to (\w+)|is not a valid (bool))",
+        message,
+    )
+    if typed:
+        key, value, kind = typed.group(1), typed.group(2), typed.group(3) or typed.group(4)
+        wanted = TYPE_WORDS.get(kind, f"a {kind.lower()}")
+        return f"{key} must be {wanted}, got {value!r}"
+    listed = re.match(
+        r"Error merging override ([^=\s]+)=(.*?)\s+Invalid value assigned: \w+ is not a "
+        r"ListConfig",
+        message,
+    )
+    if listed:
+        key, value = listed.groups()
+        return f"{key} must be a list in brackets ({key}=[a,b]), got {value!r}"
+    return message
+
+
+TYPE_WORDS = {"Float": "a number", "Integer": "a whole number", "bool": "true or false"}
 
 
 def compose_config(overrides: Sequence[str], *, with_hydra: bool = False) -> DictConfig:
@@ -132,6 +161,7 @@ def check_overrides(args: Sequence[str], *, multirun: bool) -> list[str]:
     """
     overrides = config_overrides(args)
     settings = hydra_overrides(args)
+    _check_each_key_once([*overrides, *settings])
     try:
         parsed = overrides_parser().parse_overrides([*overrides, *settings])
     except OverrideParseException as err:
@@ -163,6 +193,33 @@ def check_overrides(args: Sequence[str], *, multirun: bool) -> list[str]:
         for value in values[1:]:
             compose_checked([*base[:i], value, *base[i + 1 :]], devices=here)
     return base
+
+
+def check_output_folder(folder: str | os.PathLike[str], key: str) -> None:
+    """The folder a command will write (``key`` names the setting that chose it) can be
+    made and written: checked before Hydra makes it, so a file in the way or a folder
+    without write permission is one line, not Hydra's traceback or a failure mid-run."""
+    path = Path(folder).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"lies under a file, {existing}"
+        raise UserError(f"{key}={folder} {where}; give {key} a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(
+            f"{key}={folder}: {existing} is not writable (permission denied); give {key} a "
+            "folder you can write to"
+        )
+
+
+def _check_each_key_once(overrides: Sequence[str]) -> None:
+    """One key given twice (``seed=0,1 seed=2``, ``mask=static mask=dynamic``) is a
+    mistake: Hydra would quietly keep one of them."""
+    seen: dict[str, str] = {}
+    for text in overrides:
+        key = override_key(text)
+        if key in seen:
+            raise UserError(f"{key} is given twice ({seen[key]} and {text}); keep one")
+        seen[key] = text
 
 
 def _is_hydra_key(key: str) -> bool:
@@ -230,5 +287,8 @@ def finetune_config(saved: DictConfig, overrides: Sequence[str], where: str) -> 
     except UserError:
         raise
     except Exception as err:  # noqa: BLE001 - OmegaConf's type checks: one line
-        raise UserError(exception_line(err)) from None
+        text = override.input_line or f"{override.key_or_group}={override.value()}"
+        raise UserError(
+            value_line(f"Error merging override {text} {exception_line(err)}")
+        ) from None
     return to_config(config)

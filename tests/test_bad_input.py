@@ -20,8 +20,12 @@ them; the rest are here. Where each one is tested:
 8. a corrupt metrics.json among good ones: test_report.py; through the CLI here.
 9. W&B online without a network falls back to offline: here.
 10. a GPU that is not there, more devices than are visible: here; test_config.py.
-11. the disk filling mid-write: here.
+11. the disk filling mid-write (metrics.json, a checkpoint): here. A read-only output folder,
+    or a file where it should be: the catalog (13).
 12. a truncated or corrupt checkpoint: test_resume.py.
+13. the catalog: 40 mistakes through train, sweep, report, bench and finetune, each with its
+    exact line, exit 2 and nothing left behind (MISTAKES, at the end). dmx has no export
+    command yet; its mistakes join the catalog with it.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import TINY, make_config, run_dmx, train_run
+from helpers import TINY, make_config, run_dmx, tiny, train_run
 
 from dmx import runs
 from dmx.data.sources import FORMATS_HINT
@@ -331,11 +335,9 @@ def test_wandb_online_without_a_network_falls_back_to_offline(
     started = time.monotonic()
     result = run_dmx(
         "train",
-        *TINY,
-        "logger=wandb",
+        *tiny("logger=wandb", "trainer.max_epochs=1"),
         "logger.mode=online",
         "logger.init_timeout_s=5",
-        "trainer.max_epochs=1",
         f"hydra.run.dir={run}",
         cwd=tmp_path,
     )
@@ -421,6 +423,41 @@ def test_a_full_disk_mid_write_keeps_the_previous_file_and_no_temporary(
     assert sorted(p.name for p in tmp_path.iterdir()) == [METRICS_FILE]  # no temporary left
 
 
+@pytest.mark.slow
+def test_a_disk_that_fills_while_a_checkpoint_is_written_keeps_the_last_good_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lightning.pytorch.plugins.io.torch_plugin import TorchCheckpointIO
+
+    from dmx.train import train
+
+    save = TorchCheckpointIO.save_checkpoint
+
+    def filling(self: Any, checkpoint: dict[str, Any], path: Any, **kwargs: Any) -> None:
+        if "step-000000012" in str(path):  # half a file, then the disk is full
+            Path(path).write_bytes(b"\x80\x02" * 1000)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        save(self, checkpoint, path, **kwargs)
+
+    config = make_config("impl.checkpoint_every_n_steps=4")
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(TorchCheckpointIO, "save_checkpoint", filling)
+        with pytest.raises(OSError, match="No space left on device"):
+            train(config, run)
+    metrics = read_metrics(run)  # intact, and says why the run stopped
+    assert metrics["status"] == "failed" and "No space left on device" in metrics["error"]
+    folder = run / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "last.ckpt",
+        "step-000000004.ckpt",
+        "step-000000008.ckpt",
+    ]  # no half-written file under any name
+    assert os.path.samefile(folder / "last.ckpt", folder / "step-000000008.ckpt")
+    resumed = train(config, run)  # once there is room again: on from the last good one
+    assert resumed["status"] == "done" and resumed["resumed_from_step"] == 8
+
+
 def test_a_sweep_hydra_cannot_enumerate_is_one_line() -> None:
     with pytest.raises(UserError) as caught:
         check_overrides(["seed=interval(0,1)"], multirun=True)
@@ -434,3 +471,204 @@ def test_a_sweep_hydra_cannot_enumerate_is_one_line() -> None:
 def test_glob_over_a_config_group_lists_its_choices() -> None:
     # Checked run by run: mask=span first, each other choice once.
     assert check_overrides(["mask=glob(s*)"], multirun=True) == ["mask=span"]
+
+
+# --- 13. the catalog: mistakes users make, through every command ------------------------------
+#
+# Each one through the command itself (in this process: every one is caught before a run
+# starts, so no subprocess is needed): exit code 2, exactly this one line on stderr, nothing
+# on stdout, and no folder or file left behind. {tmp} is the folder the command runs in,
+# which holds afile.txt, adir/ (empty), ro/ (read-only), ok.tsv and run/ (a finished run).
+
+MISTAKES: list[tuple[str, str]] = [
+    # train: wrong types
+    ("train mask.prob=abc", "mask.prob must be a number, got 'abc'"),
+    ("train trainer.max_epochs=1.5", "trainer.max_epochs must be a whole number, got '1.5'"),
+    ("train impl.compile=maybe", "impl.compile must be true or false, got 'maybe'"),
+    ("train seed=first", "seed must be a whole number, got 'first'"),
+    # train: typos and renamed choices
+    (
+        "train mask=dynamc",
+        "unknown choice mask=dynamc; choose one of: amlm, corpus_weighted, dynamic, "
+        "informask, loss_weighted, pmi, span, static, whole_word",
+    ),
+    (
+        "train mask=adaptive",
+        "mask=adaptive is now mask=loss_weighted: the new name says what it does",
+    ),
+    # train: values out of range
+    ("train data.batch_size=0", "data.batch_size must be >= 1, got 0"),
+    ("train mask=span mask.span_p=2", "mask.span_p must be in (0, 1], got 2.0"),
+    ("train data.val_frac=1.5", "data.val_frac must be in (0, 1), got 1.5"),
+    ("train optim.lr=-1", "optim.lr must be > 0, got -1.0"),
+    ("train mask=static mask.copies=0", "mask.copies must be >= 1 (or null for dynamic), got 0"),
+    # train: conflicting options
+    (
+        "train mask=static mask=dynamic",
+        "mask is given twice (mask=static and mask=dynamic); keep one",
+    ),
+    (
+        "train mask.prob=0.15,0.3",
+        "mask.prob=0.15,0.3 asks for several runs; use `dmx sweep mask.prob=0.15,0.3` (or "
+        "add --multirun)",
+    ),
+    # train: the output folder
+    (
+        "train hydra.run.dir=afile.txt",
+        "hydra.run.dir=afile.txt is a file; give hydra.run.dir a folder",
+    ),
+    (
+        "train hydra.run.dir=afile.txt/run",
+        "hydra.run.dir=afile.txt/run lies under a file, {tmp}/afile.txt; give hydra.run.dir a "
+        "folder",
+    ),
+    (
+        "train hydra.run.dir=ro/run",
+        "hydra.run.dir=ro/run: {tmp}/ro is not writable (permission denied); give "
+        "hydra.run.dir a folder you can write to",
+    ),
+    # sweep
+    ("sweep mask.prob=0.15,1.5", "mask.prob must be in (0, 1), got 1.5"),
+    ("sweep seed=0,1 seed=2", "seed is given twice (seed=0,1 and seed=2); keep one"),
+    (
+        "sweep --format yaml",
+        "unknown report format 'yaml'; choose one of: table, md, csv, json, latex",
+    ),
+    (
+        "sweep hydra.sweep.dir=afile.txt",
+        "hydra.sweep.dir=afile.txt is a file; give hydra.sweep.dir a folder",
+    ),
+    (
+        "sweep experiment=static_vs_dynamc",
+        "unknown choice experiment=static_vs_dynamc; choose one of: adaptive, "
+        "attention_classify, attention_masks, dupe_factor, mask_rate, roberta_glue, "
+        "roberta_table1, static_vs_dynamic, strategies",
+    ),
+    # report
+    (
+        "report nowhere",
+        "no such folder: nowhere; pass a sweep or run folder, e.g. outputs/sweeps/<name>",
+    ),
+    (
+        "report afile.txt",
+        "afile.txt is a file, not a folder; pass a sweep or run folder, e.g. outputs/sweeps/<name>",
+    ),
+    (
+        "report run --format yaml",
+        "unknown report format 'yaml'; choose one of: table, md, csv, json, latex",
+    ),
+    (
+        "report run --baseline static",
+        "--baseline takes KEY=VALUE, e.g. --baseline mask=static or --baseline mask.copies=1; "
+        "got 'static'",
+    ),
+    ("report run --baseline mask=nope", "no group has mask=nope; the groups are: all"),
+    (
+        "report run --plot afile.txt",
+        "--plot wants a folder to write PNGs into; afile.txt is a file",
+    ),
+    # bench
+    ("bench --model huge", "unknown choice model=huge; choose one of: base, small, tiny"),
+    ("bench --precision fp8", "--precision must be one of fp32, bf16; got 'fp8'"),
+    (
+        "bench --steps 1",
+        "invalid value for '--steps': Input should be greater than or equal to 2; see "
+        "`dmx bench --help`",
+    ),
+    (
+        "bench --masking --vs-hf",
+        "--masking and --vs-hf are separate benchmarks; run them one at a time",
+    ),
+    (
+        "bench --masking --data",
+        "--masking and --data are separate benchmarks; run them one at a time",
+    ),
+    # finetune
+    (
+        "finetune nowhere finetune=embedded",
+        "nowhere is not a folder; give a run's folder or a sweep's",
+    ),
+    (
+        "finetune adir finetune=embedded",
+        "adir holds no run with a kept encoder (encoder.pt); dmx finetune needs runs trained "
+        "by dmx train to the end",
+    ),
+    (
+        "finetune run finetune=sst2",
+        "unknown choice finetune=sst2; choose one of: embedded, glue, hf, none, tsv",
+    ),
+    (
+        "finetune run mask=dynamic",
+        "mask=dynamic: dmx finetune changes only finetune and impl settings; the rest is the "
+        "pretraining's (train another run for a different mask)",
+    ),
+    (
+        "finetune run finetune.lrs=3e-4",
+        "finetune.lrs must be a list in brackets (finetune.lrs=[a,b]), got '3e-4'",
+    ),
+    ("finetune run finetune=embedded finetune.epochs=0", "finetune.epochs must be >= 1, got 0"),
+    (
+        "finetune run finetune=tsv finetune.train_path=ok.tsv finetune.dev_path=adir",
+        "finetune.dev_path: adir is a folder; give a TSV file with a header row",
+    ),
+    (
+        "finetune run finetune=glue finetune.glue_dir=adir",
+        "finetune.glue_dir: adir holds no GLUE task folder (CoLA, SST-2, MRPC, STS-B, QQP, "
+        "MNLI, QNLI, RTE, WNLI); give the folder GLUE's download script leaves",
+    ),
+]
+
+
+def _user_folder(tmp_path: Path) -> Path:
+    """What a user's working folder might hold when the mistakes are made."""
+    from omegaconf import OmegaConf
+
+    (tmp_path / "afile.txt").write_text("not a folder\n")
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ok.tsv").write_text("sentence\tlabel\na fine film\tpos\na dull one\tneg\n")
+    run = tmp_path / "run"  # a finished run, as far as the checks before loading can tell
+    run.mkdir()
+    atomic_write_text(run / CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(make_config())))
+    metrics = {"status": "done", "seed": 0, "mask_strategy": "dynamic", "final_val_loss": 5.0}
+    write_json(run / METRICS_FILE, metrics)
+    (run / "encoder.pt").write_bytes(b"")
+    (run / ".lock").write_text("")  # every run folder keeps its lock file
+    return tmp_path
+
+
+def _snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every path under ``folder`` and its bytes (a lock file's holder aside)."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes() if p.is_file() and p.name != ".lock" else None
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+@pytest.mark.parametrize(("command", "line"), MISTAKES, ids=[c for c, _ in MISTAKES])
+def test_a_users_mistake_is_its_one_line_and_exit_2_and_leaves_nothing(
+    command: str, line: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from dmx.cli import app
+
+    folder = _user_folder(tmp_path)
+    monkeypatch.chdir(folder)
+    ro = str(folder / "ro")
+    real_access = os.access  # this suite may run as root, whom no permission stops
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if str(p) == ro else real_access(p, mode)
+    )
+    before = _snapshot(folder)
+    result = CliRunner().invoke(app, command.split(), prog_name="dmx")
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"dmx: error: {line.format(tmp=folder)}\n"
+    assert result.stdout == ""
+    assert _snapshot(folder) == before  # no run folder, no file, nothing changed
+
+
+def test_the_catalog_holds_thirty_mistakes_across_every_command() -> None:
+    by_command = {command.split()[0] for command, _ in MISTAKES}
+    assert len(MISTAKES) >= 30
+    assert by_command == {"train", "sweep", "report", "bench", "finetune"}

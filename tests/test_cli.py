@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import DMX, TINY, run_dmx
+from helpers import DMX, TINY, run_dmx, tiny
 
 from dmx.runs import RunLock, read_metrics
 
@@ -114,7 +114,7 @@ def test_sweep_runs_the_grid_into_its_named_folder_and_reports_failures(tmp_path
 def test_a_run_killed_by_sigkill_is_reported_unfinished(tmp_path: Path) -> None:
     run = tmp_path / "killed"
     process = subprocess.Popen(
-        [DMX, "train", *TINY, "trainer.max_epochs=500", f"hydra.run.dir={run}"],
+        [DMX, "train", *tiny("trainer.max_epochs=500"), f"hydra.run.dir={run}"],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import TINY, make_config, run_dmx, train_run
+from helpers import TINY, make_config, run_dmx, tiny, train_run
 
 from dmx.data.datamodule import EpochKeyedSampler, MLMDataModule
 from dmx.errors import UserError
@@ -185,7 +185,7 @@ def test_a_data_parallel_run_stopped_mid_epoch_resumes_to_the_bit(tmp_path: Path
     half-filled window summed over both processes in the checkpoint."""
     from helpers import DMX, TIMINGS
 
-    args = [*TINY, "impl.accelerator=cpu", "impl.devices=2", "trainer.max_epochs=3"]
+    args = tiny("impl.accelerator=cpu", "impl.devices=2", "trainer.max_epochs=3")
     args += ["mask=amlm", "mask.adapt_every=4", "impl.checkpoint_every_n_steps=20"]
 
     def result(run: Path) -> tuple[dict[str, Any], list[str]]:

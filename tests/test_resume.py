@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import DMX, TIMINGS, TINY, make_config, run_dmx
+from helpers import DMX, TIMINGS, make_config, run_dmx, tiny
 
 from dmx.callbacks import RunFolder
 from dmx.errors import UserError
@@ -193,7 +193,7 @@ def test_kill_term_mid_epoch_exits_143_and_the_printed_command_finishes_it(
     at the step it stopped, the command that continues it; that command finishes the run
     exactly as an uninterrupted one. (SIGKILL, which nothing can catch, is the sweep test's.)"""
     run_dir = tmp_path / "run"
-    args = [*TINY, LONGER, "mask=dynamic", "impl.checkpoint_every_n_steps=20"]
+    args = tiny(LONGER, "mask=dynamic", "impl.checkpoint_every_n_steps=20")
     proc = subprocess.Popen(
         [DMX, "train", *args, f"hydra.run.dir={run_dir}"],
         cwd=tmp_path,
@@ -218,7 +218,7 @@ def test_kill_term_mid_epoch_exits_143_and_the_printed_command_finishes_it(
     assert command[:2] == ["dmx", "train"] and command[-1] == f"hydra.run.dir={run_dir}"
     run_dmx(*command[1:], cwd=tmp_path)
     resumed = read_metrics(run_dir)
-    whole = train(make_config(*args[len(TINY) :]), tmp_path / "whole")
+    whole = train(make_config(LONGER, "mask=dynamic"), tmp_path / "whole")
     assert resumed["status"] == "done" and resumed["resumed_from_step"] == step
     assert _same(resumed, whole)
     assert _history(run_dir) == _history(tmp_path / "whole")
@@ -335,7 +335,7 @@ def test_resume_is_recorded_in_metrics_json(
 def test_a_sweep_started_again_trains_only_what_did_not_finish(tmp_path: Path) -> None:
     """Killed during its second run, the same `dmx sweep` command leaves the finished run
     alone, resumes the other from its checkpoint, and reports both; --force trains all."""
-    args = [*TINY, "seed=0", "impl.checkpoint_every_n_steps=3", "trainer.max_epochs=6"]
+    args = tiny("seed=0", "impl.checkpoint_every_n_steps=3", "trainer.max_epochs=6")
     proc = subprocess.Popen(
         [DMX, "sweep", *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -368,6 +368,37 @@ def test_a_sweep_started_again_trains_only_what_did_not_finish(tmp_path: Path) -
     assert (finished / "metrics.json").stat().st_mtime_ns != stamp
     assert all(read_metrics(r)["resumed_from_step"] == 0 for r in runs)
     assert list(sweeps.iterdir()) == [folder]  # --force trains in the same folder
+
+
+@pytest.mark.slow
+def test_two_sweeps_into_one_folder_train_each_run_once(tmp_path: Path) -> None:
+    """The same `dmx sweep` in two terminals at once: a run one process is training, the
+    other leaves to it and goes on with the next; each run is trained exactly once, and
+    both reports show the whole sweep."""
+    args = tiny("seed=0,1", "trainer.max_epochs=3", "hydra.sweep.dir=sweep")
+    procs = [
+        subprocess.Popen(
+            [DMX, "sweep", *args],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=300)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    runs = sorted(p.parent for p in (tmp_path / "sweep").rglob("metrics.json"))
+    assert len(runs) == 4
+    for run in runs:
+        metrics = read_metrics(run)
+        assert metrics["status"] == "done" and metrics["resumed_from_step"] == 0
+        # Both processes log into the run's train.log; one of them trained it.
+        assert (run / "train.log").read_text().count("] - done: ") == 1, run
+    assert any("is being trained by another dmx process" in out for out in outputs)
+    for out in outputs:  # each report has every run: 2 groups of n = 2
+        assert re.search(r"^mask=dynamic +2 ", out, re.MULTILINE), out
+        assert re.search(r"^mask=static\(K=1\) +2 ", out, re.MULTILINE), out
 
 
 @pytest.mark.slow

@@ -92,6 +92,11 @@ def bench(
 
       dmx bench --data --tokens 100000000      [dim]# preprocessing rate, 100M tokens[/dim]
     """
+    modes = [flag for flag, on in (("--masking", masking), ("--data", data)) if on]
+    training = [flag for flag, on in (("--vs-hf", vs_hf), ("--compile", compile_blocks)) if on]
+    if len(modes) > 1 or (modes and training):  # --masking and --data time no training
+        clash = " and ".join([*modes, *training])
+        raise fail(f"{clash} are separate benchmarks; run them one at a time")
     if masking:
         _bench_masking(seq_len, batch_size, rounds or 7)
     elif data:

@@ -110,7 +110,10 @@ def train(
     """
     args = [*(overrides or []), *ctx.args]
     multirun = any(a in ("-m", "--multirun") for a in args)
-    _check(args, multirun=multirun, command="train")
+    first_run = _check(args, multirun=multirun, command="train")
+    if not INSPECT_FLAGS & set(args):
+        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        _check_output(override_value(args, key) or _default_folder(first_run, args, key), key)
     _run_hydra(args)
 
 
@@ -179,17 +182,52 @@ def sweep(
         _run_hydra(args)
         return
     folder = _sweep_folder(args, first_run)
+    _check_output(folder, "hydra.sweep.dir")
     if force:
         args.append("resume=false")
     if wandb:  # the same grid, run by W&B agents instead of this process
         _write_wandb_sweep(args, folder)
         return
     _run_hydra(["--multirun", *args])
+    _wait_for_other_processes(folder)
     typer.echo(f"\nsweep folder: {folder}")
     print_report(folder, report_format, None)
     if per_seed:
         typer.echo("\nSeed by seed:")
         print_report(folder, report_format, None, per_seed=True)
+
+
+def _default_folder(first_run: list[str], args: list[str], key: str) -> str:
+    """The folder conf/config.yaml gives ``key`` for this command."""
+    from dmx.validate import compose_config
+
+    hydra_cfg = compose_config([*first_run, *hydra_overrides(args)], with_hydra=True).hydra
+    return str(hydra_cfg.sweep.dir if key == "hydra.sweep.dir" else hydra_cfg.run.dir)
+
+
+def _check_output(folder: str | Path, key: str) -> None:
+    from dmx.validate import check_output_folder
+
+    try:
+        check_output_folder(folder, key)
+    except UserError as err:
+        raise fail(err) from None
+
+
+def _wait_for_other_processes(folder: Path, poll_s: float = 1.0) -> None:
+    """Runs of this sweep another process is training (a second `dmx sweep` of the same
+    grid, started in another terminal) were left to it; the report waits for them, so it
+    shows the whole sweep."""
+    import time
+
+    from dmx.runs import LOCK_FILE, is_live
+
+    live = [p.parent for p in folder.rglob(LOCK_FILE) if is_live(p.parent)]
+    if live:
+        typer.echo(f"waiting for {len(live)} run(s) another dmx process is training here")
+    while live:
+        time.sleep(poll_s)
+        live = [run for run in live if is_live(run)]
 
 
 def _sweep_folder(args: list[str], first_run: list[str]) -> Path:

@@ -155,6 +155,8 @@ def read_tsv(
     as its own loaders do; a row shorter than the header is an error with its line number.
     """
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"finetune.{key}: {path} is a folder; give a TSV file with a header row")
     if not path.is_file():
         raise UserError(f"finetune.{key}: no such file {path}; give a TSV file with a header row")
     csv.field_size_limit(sys.maxsize)  # a long document in one field is not an error

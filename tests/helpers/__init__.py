@@ -5,6 +5,16 @@ from ``conftest``.
 """
 
 from helpers.glue_files import glue_folder, write
-from helpers.runs import DMX, TIMINGS, TINY, make_config, run_dmx, train_run
+from helpers.runs import DMX, TIMINGS, TINY, make_config, run_dmx, tiny, train_run
 
-__all__ = ["DMX", "TIMINGS", "TINY", "glue_folder", "make_config", "run_dmx", "train_run", "write"]
+__all__ = [
+    "DMX",
+    "TIMINGS",
+    "TINY",
+    "glue_folder",
+    "make_config",
+    "run_dmx",
+    "tiny",
+    "train_run",
+    "write",
+]

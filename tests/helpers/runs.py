@@ -38,6 +38,15 @@ TINY = [
 
 DMX = str(Path(sys.executable).with_name("dmx"))
 
+
+def tiny(*overrides: str) -> list[str]:
+    """TINY with ``overrides``: a key TINY sets takes the new value in its place (dmx
+    refuses a key given twice), the others follow."""
+    keys = {o.split("=", 1)[0].lstrip("+~"): o for o in overrides}
+    kept = [t for t in TINY if t.split("=", 1)[0] not in keys]
+    return [*kept, *overrides]
+
+
 # Figures that measure the machine, not the experiment: they differ between identical runs.
 TIMINGS = {
     "wall_s",
