@@ -77,24 +77,34 @@ def test_default_sweep_is_static_vs_dynamic_over_three_seeds(tmp_path: Path) -> 
 @pytest.mark.slow
 def test_sweep_runs_the_grid_into_its_named_folder_and_reports_failures(tmp_path: Path) -> None:
     """The default experiment (mask in {static, dynamic}) x two cache folders, one of which
-    cannot be created: the runs there fail, the others finish, and the report (impl.* never
-    splits groups) counts one done and one failed run per strategy."""
+    cannot be created: the runs there fail, the others finish, the report (impl.* never
+    splits groups) counts one done and one failed run per strategy, and the sweep exits 1
+    naming the failed runs, so a script or CI notices."""
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where a folder should be")
     result = run_dmx(
         "sweep",
-        *TINY,
-        "trainer.max_epochs=1",
+        *tiny("trainer.max_epochs=1"),
         "seed=0",
         f"impl.cache_dir={blocker}/cache,{tmp_path}/cache",
         cwd=tmp_path,
+        check=False,
     )
+    assert result.returncode == 1, result.stderr
     (folder,) = (tmp_path / "outputs" / "sweeps").iterdir()
     assert folder.name.startswith("static_vs_dynamic_")
     assert f"sweep folder: outputs/sweeps/{folder.name}" in result.stdout
+    assert "mask=static(K=1)" in result.stdout  # the report, printed before the exit
     runs = sorted(p.parent for p in folder.rglob("metrics.json"))
     statuses = sorted(read_metrics(r)["status"] for r in runs)
     assert statuses == ["done", "done", "failed", "failed"]
+    failed = sorted(
+        str(r.relative_to(tmp_path)) for r in runs if read_metrics(r)["status"] == "failed"
+    )
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"dmx: 2 run(s) of this sweep failed: {', '.join(failed)}; fix the cause and run the "
+        "same command again (finished runs are kept)"
+    )
     report = run_dmx("report", str(folder), "--format", "json", cwd=tmp_path)
     rows = {r["label"]: r for r in json.loads(report.stdout)}
     assert sorted(rows) == ["mask=dynamic", "mask=static(K=1)"]

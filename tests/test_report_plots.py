@@ -1,5 +1,5 @@
-"""The report's pictures (val_loss.png, final_metrics.png) and its W&B run, on fake runs
-with a history.csv each."""
+"""The report's pictures (val_loss.png, final_metrics.png, differences.png) and its W&B
+run, on fake runs with a history.csv each."""
 
 from __future__ import annotations
 
@@ -128,19 +128,20 @@ def test_both_pngs_are_written_at_their_size(sweep: Path, tmp_path: Path) -> Non
     out = tmp_path / "figures" / "new"  # made, parents too
     rows = rep.load(sweep, baseline="mask=static")
     written = rep.write_plots(rows, out, "sweep")
-    assert written == [out / "val_loss.png", out / "final_metrics.png"]
-    assert sorted(p.name for p in out.iterdir()) == ["final_metrics.png", "val_loss.png"]
+    names = ["val_loss.png", "final_metrics.png", "differences.png"]  # the last: --baseline
+    assert written == [out / name for name in names]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
     assert PIXELS == (1320, 780)
     for path in written:
         assert png_size(path) == PIXELS
         assert matplotlib.image.imread(path).shape == (780, 1320, 4)
     # What is in them: each group's line, 2 points wide across the axes (over a thousand
-    # pixels of its colour), and its bars at 75% opacity, in the colour of its row.
-    val_loss, final = written
+    # pixels of its colour), and its points and whiskers in the colour of its row.
+    val_loss, final, _ = written
     for color in TAB10[:2]:
         assert pixels_of(val_loss, color) > 1000
-        assert pixels_of(final, color, alpha=0.75) > 10_000
-    assert pixels_of(val_loss, TAB10[2]) == pixels_of(final, TAB10[2], alpha=0.75) == 0
+        assert pixels_of(final, color) > 300
+    assert pixels_of(val_loss, TAB10[2]) == pixels_of(final, TAB10[2]) == 0
 
 
 def test_the_loss_plot_draws_each_groups_mean_and_band(
@@ -166,8 +167,24 @@ def test_the_loss_plot_draws_each_groups_mean_and_band(
     assert (band[1][40][0], band[1][40][-1]) == pytest.approx((3.4, 5.4))
 
 
+def _points(ax: Any) -> list[tuple[float, float, float]]:
+    """Each group's (mean, low, high) as drawn: the point and its whisker."""
+    drawn = []
+    for container in ax.containers:
+        mean = float(container.lines[0].get_xdata()[0])
+        ((low, _), (high, _)) = container.lines[2][0].get_segments()[0]
+        drawn.append((mean, float(low), float(high)))
+    return drawn
+
+
+def _seed_dots(ax: Any) -> list[list[float]]:
+    from matplotlib.collections import PathCollection
+
+    return [c.get_offsets()[:, 0].tolist() for c in ax.collections if isinstance(c, PathCollection)]
+
+
 @pytest.mark.slow
-def test_the_metrics_plot_bars_are_the_group_means_with_each_seed(
+def test_the_metrics_plot_shows_each_groups_mean_interval_and_seeds_on_a_fitted_axis(
     sweep: Path, tmp_path: Path, figures: Drawn
 ) -> None:
     figures.save = False
@@ -183,17 +200,55 @@ def test_the_metrics_plot_bars_are_the_group_means_with_each_seed(
     }
     for title, (dynamic, static) in seeds.items():
         ax = panels[title]
-        widths = [bar.get_width() for bar in ax.patches]
-        assert widths == pytest.approx([np.mean(dynamic), np.mean(static)]), title
-        dots = [c.get_offsets()[:, 0].tolist() for c in ax.collections[1:]]
-        assert dots == [pytest.approx(dynamic), pytest.approx(static)], title
+        means = [mean for mean, _, _ in _points(ax)]
+        assert means == pytest.approx([np.mean(dynamic), np.mean(static)]), title
+        assert _seed_dots(ax) == [pytest.approx(dynamic), pytest.approx(static)], title
+        # The axis fits what is drawn: not from zero, and no percentage past 100%.
+        drawn = [v for point in _points(ax) for v in point] + dynamic + static
+        left, right = ax.get_xlim()
+        assert min(drawn) - 0.2 * (max(drawn) - min(drawn)) < left < min(drawn), title
+        assert max(drawn) < right < max(drawn) + 0.5 * (max(drawn) - min(drawn)), title
     # The static whisker of val loss: the 95% CI of three seeds, t(0.975, 2) = 4.3027 times
     # the standard error 1/sqrt(3).
-    whiskers = panels["val loss"].collections[0].get_segments()
-    (low, _), (high, _) = whiskers[1]
+    _, low, high = _points(panels["val loss"])[1]
     assert (low, high) == pytest.approx((4.4 - 4.3027 / 3**0.5, 4.4 + 4.3027 / 3**0.5), abs=1e-3)
     assert [t.get_text() for t in panels["val loss"].texts] == ["2.900", "4.400"]
     assert [t.get_text() for t in panels["val acc"].texts] == ["27.10%", "25.60%"]
+
+
+@pytest.mark.slow
+def test_the_differences_plot_shows_each_seeds_paired_difference_and_zero(
+    tmp_path: Path, figures: Drawn
+) -> None:
+    """Three seeds each: dynamic's final losses 3.0, 3.2, 3.1 against static's 3.5, 3.6,
+    3.8, so the paired differences are -0.5, -0.4, -0.7."""
+    figures.save = False
+    for seed, (dyn, sta) in enumerate([(3.0, 3.5), (3.2, 3.6), (3.1, 3.8)]):
+        write_run(tmp_path / "sweep" / f"d{seed}", seed, None, [4.0, dyn])
+        write_run(tmp_path / "sweep" / f"s{seed}", seed, 1, [4.0, sta])
+    rows = rep.load(tmp_path / "sweep", baseline="mask=static")
+    written = rep.write_plots(rows, tmp_path / "figures", "sweep")
+    assert [p.name for p in written] == ["val_loss.png", "final_metrics.png", "differences.png"]
+    figure = figures["differences.png"]
+    panels = {ax.get_title(): ax for ax in figure.axes if ax.get_visible()}
+    assert list(panels) == ["val loss − baseline", "best val loss − baseline",
+                            "val acc − baseline"]  # fmt: skip
+    ax = panels["val loss − baseline"]
+    diffs = [-0.5, -0.4, -0.7]
+    assert _seed_dots(ax) == [pytest.approx(diffs)]
+    ((mean, low, high),) = _points(ax)
+    half = 4.3027 * np.std(diffs, ddof=1) / 3**0.5  # t(0.975, 2) x the standard error
+    assert (mean, low, high) == pytest.approx(
+        (np.mean(diffs), np.mean(diffs) - half, np.mean(diffs) + half), abs=1e-3
+    )
+    assert [t.get_text() for t in ax.texts] == ["-0.533"]
+    (zero,) = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert list(zero.get_xdata()) == [0.0, 0.0]
+    left, right = ax.get_xlim()
+    assert left < min(diffs) and right > 0.0  # zero is on the axis, and every seed
+    # Without a baseline there is nothing to differ from: no differences.png.
+    again = rep.write_plots(rep.load(tmp_path / "sweep"), tmp_path / "plain", "sweep")
+    assert [p.name for p in again] == ["val_loss.png", "final_metrics.png"]
 
 
 def test_curve_is_the_mean_and_std_on_shared_steps(sweep: Path) -> None:
@@ -261,10 +316,8 @@ def test_eight_groups_with_long_labels(tmp_path: Path, figures: Drawn) -> None:
     assert len(legend) == 8 and all(label.endswith("(n=3)") for label in legend)
     for color in TAB10[:8]:
         assert pixels_of(written[0], color) > 300
-    bars = figures["final_metrics.png"].axes[0].patches
-    assert sorted(bar.get_width() for bar in bars) == pytest.approx(
-        [3.05 + 0.1 * g for g in range(8)]
-    )
+    means = [mean for mean, _, _ in _points(figures["final_metrics.png"].axes[0])]
+    assert sorted(means) == pytest.approx([3.05 + 0.1 * g for g in range(8)])
 
 
 def test_runs_without_history_leave_out_the_loss_plot(tmp_path: Path) -> None:
@@ -298,10 +351,8 @@ def test_cli_plot_prints_the_paths(sweep: Path, tmp_path: Path) -> None:
         app, ["report", str(sweep), "--baseline", "mask=static", "--plot", str(out), "-f", "md"]
     )
     assert result.exit_code == 0, result.stderr
-    assert result.stderr.splitlines() == [
-        f"wrote {out / 'val_loss.png'}",
-        f"wrote {out / 'final_metrics.png'}",
-    ]
+    names = ["val_loss.png", "final_metrics.png", "differences.png"]
+    assert result.stderr.splitlines() == [f"wrote {out / name}" for name in names]
     assert result.stdout.startswith("| group | n |")  # the report itself stays clean
 
 
@@ -345,7 +396,11 @@ def test_wandb_offline_writes_a_report_run(sweep: Path, tmp_path: Path) -> None:
     assert dynamic["final_val_loss_p"] == pytest.approx(report[0]["final_val_loss"]["p"])
     # --wandb without --plot draws the plots in a temporary folder, for the run only.
     media = run_dir / "files" / "media" / "images"
-    assert sorted(p.name.split("_0_")[0] for p in media.iterdir()) == ["final_metrics", "val_loss"]
+    assert sorted(p.name.split("_0_")[0] for p in media.iterdir()) == [
+        "differences",
+        "final_metrics",
+        "val_loss",
+    ]
 
 
 def _adaptive_record(shift: float) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -86,7 +86,8 @@ def print_report(
     baseline: list[str] | None = None,
     plot: Path | None = None,
     wandb: bool = False,
-) -> None:
+) -> list[Any]:
+    """Print (or write) the report of ``folder``; returns its rows."""
     from dmx import report as report_module
     from dmx.runs import atomic_write_text
 
@@ -132,3 +133,4 @@ def print_report(
             )
     elif wandb:
         typer.echo("W&B is disabled (WANDB_MODE=disabled): nothing logged", err=True)
+    return rows

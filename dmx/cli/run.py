@@ -191,10 +191,18 @@ def sweep(
     _run_hydra(["--multirun", *args])
     _wait_for_other_processes(folder)
     typer.echo(f"\nsweep folder: {folder}")
-    print_report(folder, report_format, None)
+    rows = print_report(folder, report_format, None)
     if per_seed:
         typer.echo("\nSeed by seed:")
         print_report(folder, report_format, None, per_seed=True)
+    failed = sorted(str(run.path) for row in rows for run in row.failed)
+    if failed:  # scripts and CI notice: the report is printed, the exit code says it failed
+        typer.echo(
+            f"dmx: {len(failed)} run(s) of this sweep failed: {', '.join(failed)}; fix the "
+            "cause and run the same command again (finished runs are kept)",
+            err=True,
+        )
+        raise typer.Exit(code=1)
 
 
 def _default_folder(first_run: list[str], args: list[str], key: str) -> str:

@@ -1,11 +1,14 @@
-"""The two pictures a reviewer asks for: validation loss over training, and the final
-numbers with their uncertainty.
+"""The pictures a reviewer asks for: validation loss over training, the final numbers with
+their uncertainty, and the effect against a baseline.
 
 ``val_loss.png``: per group, the mean validation loss over its seeds against the step,
-with a band showing their spread. ``final_metrics.png``: per result metric, one
-horizontal bar per group (the mean), its 95% confidence interval as a whisker, and each
-seed as a dot, so that two seeds that disagree are seen, not averaged away. Bars are
-horizontal so that long group labels stay readable with any number of groups.
+with a band showing their spread. ``final_metrics.png``: per result metric, a dot plot: one
+point per group (the mean), its 95% confidence interval as a whisker, and each seed as a
+small dot, so that two seeds that disagree are seen, not averaged away; the axis is fitted
+to the data, because the differences that matter are small against the values.
+``differences.png`` (with ``--baseline``): an estimation plot, per group every seed's paired
+difference from the baseline, their mean and its 95% interval, and zero marked. Groups run
+down the y axis so that long labels stay readable with any number of groups.
 ``adaptive_rates.png``, when some run used adaptive masking: how its per-id rates moved
 over training (their spread over the training tokens, and the mean rate of frequent and
 rare ids), from each run's adaptive_rates.json, averaged over seeds.
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dmx.errors import UserError
-from dmx.report.stats import Metric, is_result, number
+from dmx.report.stats import Metric, difference, is_result, number
 from dmx.report.summary import Row
 from dmx.runs import ADAPTIVE_FILE, HISTORY_FILE, atomic_write_bytes, read_history
 
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 
 VAL_LOSS_FILE = "val_loss.png"
 FINAL_METRICS_FILE = "final_metrics.png"
+DIFFERENCES_FILE = "differences.png"
 ADAPTIVE_RATES_FILE = "adaptive_rates.png"
 PLOT_FILES: tuple[str, ...] = (VAL_LOSS_FILE, FINAL_METRICS_FILE)
 MAX_ADAPTIVE_GROUPS = 4  # rows of panels in adaptive_rates.png
@@ -48,8 +52,15 @@ DPI = 120
 PIXELS: tuple[int, int] = (round(FIGSIZE[0] * DPI), round(FIGSIZE[1] * DPI))
 
 BAND_NOTE = "line: mean over seeds; band: ±1 sample std (n ≥ 3) or min–max (n = 2)"
-BAR_NOTE = "bar: mean over seeds; whisker: 95% CI of the mean (Student's t); dots: seeds"
-MIN_SLOTS = 3  # bar positions a bar chart has room for, however few groups it shows
+DOT_NOTE = (
+    "point: mean over seeds; whisker: 95% CI of the mean (Student's t); small dots: seeds; "
+    "axes fitted to the data, not from zero"
+)
+DIFF_NOTE = (
+    "small dots: each seed's paired difference; point and whisker: their mean and its 95% CI "
+    "(Welch's when the seeds differ); dashed line: no difference"
+)
+MIN_SLOTS = 3  # rows a panel has room for, however few groups it shows
 LEGEND_SPACING = 0.8  # between legend entries, in font sizes
 LABEL_WIDTH = 34  # characters a legend or axis label wraps at, between its key=value parts
 
@@ -100,6 +111,9 @@ def write_plots(rows: Sequence[Row], out_dir: Path, title: str) -> list[Path]:
     if metrics:
         figure = final_metrics_figure(rows, metrics, title)
         written.append(_save(figure, out_dir / FINAL_METRICS_FILE))
+        differences = differences_figure(rows, metrics, title)  # with --baseline only
+        if differences is not None:
+            written.append(_save(differences, out_dir / DIFFERENCES_FILE))
     else:
         warnings.warn(
             f"no done run recorded a result metric: {FINAL_METRICS_FILE} not written",
@@ -295,63 +309,134 @@ def val_loss_figure(rows: Sequence[Row], curves: Sequence[Curve | None], title: 
 
 
 def final_metrics_figure(rows: Sequence[Row], metrics: Sequence[Metric], title: str) -> Figure:
-    from matplotlib.ticker import FuncFormatter
-
-    columns = min(len(metrics), 3)
-    figure, axes = _figure(nrows=math.ceil(len(metrics) / columns), ncols=columns)
+    """A dot plot per metric: each group's mean as a point, its 95% interval as a whisker,
+    each seed as a small dot, on an axis fitted to the data. Bars from zero would hide a
+    0.3-nat gap between 5.98 and 6.28, the whole finding of a sweep."""
+    figure, axes = _panels(len(metrics))
     colors = _colors(len(rows))
-    positions = list(range(len(rows)))
     font = _font_size(len(rows))
     for k, metric in enumerate(metrics):
         ax = axes[k]
-        stats = [row.stats[metric.key] for row in rows]
-        means = [s.mean if s.mean is not None else 0.0 for s in stats]
-        errors = [s.ci95 if s.ci95 is not None else 0.0 for s in stats]
-        ax.barh(
-            positions,
-            means,
-            xerr=errors,
-            color=[color for color, _ in colors],
-            alpha=0.75,
-            height=0.6,
-            error_kw={"ecolor": "0.15", "capsize": 3, "elinewidth": 1.2},
-        )
+        spans: list[float] = []
         for y, row in enumerate(rows):
-            values = [v for _, v in row.values(metric.key)]
-            offsets = [0.18 * (j / max(len(values) - 1, 1) - 0.5) for j in range(len(values))]
-            ax.scatter(values, [y + o for o in offsets], s=10, color="black", zorder=3)
-        right = max(
-            [m + e for m, e in zip(means, errors, strict=True)]
-            + [v for row in rows for _, v in row.values(metric.key)]
-            + [0.0]
-        )
-        for y, (stat, m, e) in enumerate(zip(stats, means, errors, strict=True)):
-            if stat.mean is not None:
-                ax.text(
-                    m + e + right * 0.02,
-                    y,
-                    metric.format(stat.mean),
-                    va="center",
-                    fontsize=font - 1,
-                )
-        ax.set_xlim(0, right * 1.3 or 1)
+            stat, color = row.stats[metric.key], colors[y][0]
+            seeds = [v for _, v in row.values(metric.key)]
+            _seed_dots(ax, seeds, y)
+            spans += seeds
+            if stat.mean is None:
+                continue
+            error = stat.ci95 or 0.0
+            ax.errorbar(
+                stat.mean, y, xerr=error, fmt="o", color=color, markersize=7,
+                ecolor=color, elinewidth=2, capsize=4, zorder=2,
+            )  # fmt: skip
+            spans += [stat.mean - error, stat.mean + error]
+            ax.annotate(
+                metric.format(stat.mean), (stat.mean + error, y), xytext=(6, 0),
+                textcoords="offset points", va="center", fontsize=font - 1,
+            )  # fmt: skip
+        _fit(ax, spans, percent=metric.spec.endswith("%"), room_right=0.22)
+        _group_axis(ax, rows, font, labelled=k % _columns(len(metrics)) == 0)
         ax.set_title(metric.label, fontsize=12)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _, m=metric: _tick(m, x)))
-        ax.set_yticks(positions)
-        if k % columns == 0:
-            ax.set_yticklabels([_wrapped(_label(row)) for row in rows], fontsize=font)
-        else:
-            ax.set_yticklabels([])
-        # Room for at least MIN_SLOTS bars, so that one or two groups get bars, not slabs;
-        # reversed, so that the first group is on top, as in the table.
-        spare = max(MIN_SLOTS - len(rows), 0) / 2
-        ax.set_ylim(len(rows) - 0.5 + spare, -0.5 - spare)
-        ax.grid(True, axis="x", alpha=0.3)
+        _ticks(ax, metric)
     for ax in axes[len(metrics) :]:
         ax.set_visible(False)
     figure.suptitle(f"{title}: final metrics", fontsize=14, fontweight="bold")
-    figure.supxlabel(BAR_NOTE, fontsize=10, color="0.35")
+    figure.supxlabel(DOT_NOTE, fontsize=10, color="0.35")
     return figure
+
+
+def differences_figure(rows: Sequence[Row], metrics: Sequence[Metric], title: str) -> Figure | None:
+    """An estimation plot against the baseline: per group and metric, every seed's paired
+    difference from the baseline, their mean and its 95% interval, and zero marked. An
+    interval clear of zero is an effect the seeds agree on; one across it is not."""
+    baseline = next((row for row in rows if row.is_baseline), None)
+    others = [row for row in rows if not row.is_baseline]
+    if baseline is None or not others:
+        return None
+    figure, axes = _panels(len(metrics))
+    colors = _colors(len(rows))  # each group keeps its color from the other plots
+    index = {id(row): i for i, row in enumerate(rows)}
+    font = _font_size(len(others))
+    for k, metric in enumerate(metrics):
+        ax = axes[k]
+        spans = [0.0]
+        for y, row in enumerate(others):
+            diff = difference(row.values(metric.key), baseline.values(metric.key))
+            if diff is None:
+                continue
+            color = colors[index[id(row)]][0]
+            _seed_dots(ax, list(diff.per_seed), y)
+            error = diff.ci95 or 0.0
+            ax.errorbar(
+                diff.mean, y, xerr=error, fmt="D", color=color, markersize=6,
+                ecolor=color, elinewidth=2, capsize=4, zorder=2,
+            )  # fmt: skip
+            spans += [*diff.per_seed, diff.mean - error, diff.mean + error]
+            ax.annotate(
+                metric.format_delta(diff.mean), (diff.mean + error, y), xytext=(6, 0),
+                textcoords="offset points", va="center", fontsize=font - 1,
+            )  # fmt: skip
+        ax.axvline(0.0, color="0.25", linewidth=1.2, linestyle="--", zorder=1)
+        _fit(ax, spans, percent=False, room_right=0.22)
+        _group_axis(ax, others, font, labelled=k % _columns(len(metrics)) == 0)
+        ax.set_title(f"{metric.label} − baseline", fontsize=12)
+        _ticks(ax, metric, signed=True)
+    for ax in axes[len(metrics) :]:
+        ax.set_visible(False)
+    figure.suptitle(
+        f"{title}: difference from {_wrapped(baseline.short_label)}", fontsize=14, fontweight="bold"
+    )
+    figure.supxlabel(DIFF_NOTE, fontsize=10, color="0.35")
+    return figure
+
+
+def _columns(n_metrics: int) -> int:
+    return min(n_metrics, 3)
+
+
+def _panels(n_metrics: int) -> tuple[Figure, list[Axes]]:
+    columns = _columns(n_metrics)
+    figure, axes = _figure(nrows=math.ceil(n_metrics / columns), ncols=columns)
+    return figure, axes if isinstance(axes, list) else [axes]
+
+
+def _seed_dots(ax: Axes, values: Sequence[float], y: int) -> None:
+    """Each seed as a small dot, spread a little in y so that equal values stay visible."""
+    offsets = [0.22 * (j / max(len(values) - 1, 1) - 0.5) for j in range(len(values))]
+    ax.scatter(values, [y + o for o in offsets], s=14, color="0.2", alpha=0.7, zorder=3)
+
+
+def _fit(ax: Axes, values: Sequence[float], percent: bool, room_right: float) -> None:
+    """The x axis fitted to what is drawn, with a margin and room for the value labels on
+    the right; a percentage never runs past 0% or 100% for lack of data there."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return
+    low, high = min(finite), max(finite)
+    span = high - low or max(abs(high) * 0.02, 1e-3)
+    left, right = low - 0.08 * span, high + (0.08 + room_right) * span
+    if percent:
+        left, right = max(left, min(low, 0.0)), min(right, max(high, 1.0) + 0.05 * span)
+    ax.set_xlim(left, right)
+
+
+def _group_axis(ax: Axes, rows: Sequence[Row], font: float, labelled: bool) -> None:
+    positions = list(range(len(rows)))
+    ax.set_yticks(positions)
+    ax.set_yticklabels([_wrapped(_label(row)) for row in rows] if labelled else [], fontsize=font)
+    # Room for at least MIN_SLOTS rows, so that one or two groups are not spread over the
+    # whole height; reversed, so that the first group is on top, as in the table.
+    spare = max(MIN_SLOTS - len(rows), 0) / 2
+    ax.set_ylim(len(rows) - 0.5 + spare, -0.5 - spare)
+    ax.grid(True, axis="x", alpha=0.3)
+
+
+def _ticks(ax: Axes, metric: Metric, signed: bool = False) -> None:
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _, m=metric: _tick(m, x, signed=signed)))
 
 
 def _metrics(rows: Sequence[Row]) -> list[Metric]:
@@ -409,6 +494,10 @@ def _font_size(n_groups: int) -> float:
     return 10 if n_groups <= 8 else 8 if n_groups <= 16 else 6.5
 
 
-def _tick(metric: Metric, value: float) -> str:
-    """Axis ticks in the metric's own format, without its decimals for percentages."""
-    return f"{value:.0%}" if metric.spec.endswith("%") else f"{value:g}"
+def _tick(metric: Metric, value: float, signed: bool = False) -> str:
+    """Axis ticks in the metric's own kind: percentages as percentages (with a decimal when
+    the axis is narrow), others as they are; a difference always signed."""
+    sign = "+" if signed else ""
+    if metric.spec.endswith("%"):
+        return f"{value:{sign}.1%}" if abs(value) < 0.1 and value != 0 else f"{value:{sign}.0%}"
+    return f"{value:{sign}.4g}"

@@ -229,6 +229,49 @@ def compare(
     return Comparison(delta, p, WELCH, d, n80, p_exact=exact, undefined=undefined, **common)
 
 
+@dataclass(frozen=True)
+class Difference:
+    """A group's difference from the baseline on one metric: what an estimation plot
+    draws. Paired by seed, each seed's difference and their mean's 95% interval (Student's
+    t); otherwise the difference of the means and Welch's interval, with no per-seed dots."""
+
+    per_seed: tuple[float, ...]
+    mean: float
+    ci95: float | None  # half-width; None with too few values
+
+
+def difference(
+    values: Sequence[tuple[Hashable, float]], baseline: Sequence[tuple[Hashable, float]]
+) -> Difference | None:
+    """As :func:`compare` pairs them: by seed when both have exactly the same seeds."""
+    x, y = [v for _, v in values], [v for _, v in baseline]
+    if not x or not y:
+        return None
+    by_seed, base_by_seed = dict(values), dict(baseline)
+    paired = (
+        len(by_seed) == len(x) >= 2
+        and len(base_by_seed) == len(y)
+        and by_seed.keys() == base_by_seed.keys()
+    )
+    if paired:
+        seeds = sorted(by_seed, key=sort_key)
+        diffs = tuple(by_seed[s] - base_by_seed[s] for s in seeds)
+        stat = describe(diffs)
+        assert stat.mean is not None
+        return Difference(diffs, stat.mean, stat.ci95)
+    mean = _mean(x) - _mean(y)
+    if len(x) < 2 or len(y) < 2:
+        return Difference((), mean, None)
+    from scipy.stats import t
+
+    vx, vy = statistics.variance(x) / len(x), statistics.variance(y) / len(y)
+    se = math.sqrt(vx + vy)
+    if se == 0:
+        return Difference((), mean, 0.0)
+    df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
+    return Difference((), mean, float(t.ppf(0.975, df)) * se)
+
+
 def exact_p(x: Sequence[float], y: Sequence[float], paired: bool) -> float | None:
     """The two-sided p of the exact permutation test of the mean difference: over every
     sign flip of the paired differences, or every split of the pooled values into groups of
