@@ -48,6 +48,7 @@ def resolve_mode(requested: str) -> str:
 class WandbRun:
     lightning: Any  # lightning's WandbLogger
     mode: str
+    run_dir: Path
 
     @property
     def run_id(self) -> str | None:
@@ -63,17 +64,34 @@ class WandbRun:
         for key, value in summary.items():
             if isinstance(value, (int, float, str)) or value is None:
                 run.summary[key] = value
-        sync_dir = Path(run.dir).parent
         wandb.finish(exit_code=0 if summary.get("status") == "done" else 1)
-        if self.mode == "offline":
-            log.info("W&B run saved offline; upload it with: wandb sync %s", sync_dir)
+        if self.mode == "offline" and not in_sweep():  # a sweep says it once, at its end
+            log.info("W&B run saved offline; upload it with: dmx sync %s", self.run_dir)
+
+
+def in_sweep() -> bool:
+    """Whether this run is one job of a Hydra multirun (dmx sweep, dmx-train -m)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+# What a run's history is plotted against by default: tokens seen, the one axis on which
+# runs of any batch size, sequence length or device count compare.
+STEP_METRICS = {"train/*": "train/tokens_seen", "val/*": "val/tokens_seen"}
+JOB_TYPE = "pretrain"
 
 
 def make_logger(
-    config: Config, run_dir: Path, strategy: str, run_id: str | None = None
+    config: Config,
+    run_dir: Path,
+    strategy: str,
+    names: tuple[str, str],
+    run_id: str | None = None,
 ) -> WandbRun | None:
-    """A W&B run grouped by the masking ``strategy`` label (what the masker does);
-    ``run_id`` continues an earlier W&B run (a resumed run)."""
+    """A W&B run with ``names``' group and name (dmx.run_names: the experiment cell, and
+    the cell and seed); ``run_id`` continues an earlier W&B run (a resumed run)."""
     if config.logger.name == "none":
         return None
     mode = resolve_mode(config.logger.mode)
@@ -85,12 +103,14 @@ def make_logger(
     tags = list(
         dict.fromkeys([config.experiment_name, strategy, config.model.name, *config.logger.tags])
     )
+    group, name = names
     for attempt in (mode, "offline"):
         logger = WandbLogger(
             project=config.logger.project,
             entity=config.logger.entity,
-            name=run_dir.name,
-            group=strategy,
+            name=name,
+            group=group,
+            job_type=JOB_TYPE,
             tags=tags,
             save_dir=str(run_dir),
             config={
@@ -103,8 +123,13 @@ def make_logger(
             settings=wandb.Settings(init_timeout=config.logger.init_timeout_s, silent=True),
         )
         try:
-            _ = logger.experiment  # starts the W&B run now, so a failure is caught here
-            return WandbRun(lightning=logger, mode=attempt)
+            run = logger.experiment  # starts the W&B run now, so a failure is caught here
+            # The epoch's training loss is logged with validation, beside val/tokens_seen.
+            run.define_metric("train/epoch_loss", step_metric="val/tokens_seen")
+            for pattern, step in STEP_METRICS.items():
+                run.define_metric(step)
+                run.define_metric(pattern, step_metric=step)
+            return WandbRun(lightning=logger, mode=attempt, run_dir=run_dir)
         except Exception as err:
             if attempt == "offline":
                 raise

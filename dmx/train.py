@@ -146,9 +146,12 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
         if config.impl.compile:
             model.compile_blocks()
         if rank_zero:
+            from dmx.run_names import run_names
             from dmx.tracking import make_logger  # W&B is imported only when a run needs it
 
-            logger = make_logger(config, run_dir, data.train_masker.strategy, run_id=wandb_id)
+            strategy = data.train_masker.strategy
+            names = run_names(config, strategy)
+            logger = make_logger(config, run_dir, strategy, names, run_id=wandb_id)
         if logger is not None:
             folder.write_summary(wandb_id=logger.run_id)
         if not encoder_kept:

@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent / "dmx"
 LAYERS: list[tuple[str, ...]] = [
     # Leaves: no dmx imports at all (torch at most).
     ("dmx.choices", "dmx.fields", "dmx.errors", "dmx.overrides", "dmx.allocator", "dmx.hardware"),
+    # Signals and per-process sums: the standard library and torch only.
+    ("dmx.stops", "dmx.shares"),
     # What a run computes, each knowing only the leaves: keyed masks (torch only), the
     # model (torch only), the schema, the run folder's files, provenance.
     ("dmx.masking", "dmx.model", "dmx.config", "dmx.runs", "dmx.provenance"),
@@ -27,9 +29,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("dmx.tasks", "dmx.callbacks", "dmx.tracking"),
     # How a run runs, what a folder holds, then the assembly.
     ("dmx.runtime", "dmx.resume", "dmx.report"),
-    ("dmx.finetune",),
+    ("dmx.finetune", "dmx.run_names"),
     ("dmx.train",),
-    ("dmx.entry", "dmx.wandb_sweep"),
+    ("dmx.entry", "dmx.wandb_sweep", "dmx.wandb_sync"),
     ("dmx.bench",),
     ("dmx.cli",),
 ]

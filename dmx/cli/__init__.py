@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from dmx import __version__
-from dmx.cli import bench, finetune, report, run
+from dmx.cli import bench, finetune, report, run, sync
 from dmx.cli.common import PASS_THROUGH, OneLineErrors
 
 app = typer.Typer(
@@ -45,5 +45,6 @@ app.command(context_settings=PASS_THROUGH)(run.sweep)
 app.command(context_settings=PASS_THROUGH)(finetune.finetune)
 app.command()(report.report)
 app.command()(bench.bench)
+app.command()(sync.sync)
 
 __all__ = ["app"]

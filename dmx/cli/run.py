@@ -195,6 +195,7 @@ def sweep(
     if per_seed:
         typer.echo("\nSeed by seed:")
         print_report(folder, report_format, None, per_seed=True)
+    _say_how_to_upload(folder)
     failed = sorted(str(run.path) for row in rows for run in row.failed)
     if failed:  # scripts and CI notice: the report is printed, the exit code says it failed
         typer.echo(
@@ -203,6 +204,18 @@ def sweep(
             err=True,
         )
         raise typer.Exit(code=1)
+
+
+def _say_how_to_upload(folder: Path) -> None:
+    """One line for the whole sweep's offline W&B runs, not one per run."""
+    from dmx.wandb_sync import pending_runs
+
+    pending = pending_runs(folder)
+    if pending:
+        typer.echo(
+            f"W&B: {len(pending)} run(s) saved offline; upload them with: dmx sync {folder}",
+            err=True,
+        )
 
 
 def _default_folder(first_run: list[str], args: list[str], key: str) -> str:

@@ -314,6 +314,8 @@ class MLMDataModule(L.LightningDataModule):
             "input_ids": masked.input_ids,
             "labels": masked.labels,
             "selected": masked.selected,
+            # The tokens a mask could select: the realised rate's denominator, logged per step.
+            "n_eligible": masked.eligible.sum(),
             "attention_mask": batch["input_ids"] != PAD_ID,
             "index": batch["index"],
         }

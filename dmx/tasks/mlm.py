@@ -80,13 +80,14 @@ class MLMModule(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self.forward_batch(batch, self.global_step)
         tokens = batch["attention_mask"].sum()
+        eligible = batch.get("n_eligible", tokens)
         count, world = out.count, self.trainer.world_size if self._trainer else 1
         if world > 1:
             # The loss of the global batch, as one process computes it: each process divides
             # its summed loss by the global count of selected tokens, and DDP's gradient
             # average (a mean over processes) is undone by the factor ``world``.
-            count, tokens = self.trainer.strategy.reduce(
-                torch.stack([out.count, tokens]), reduce_op="sum"
+            count, tokens, eligible = self.trainer.strategy.reduce(
+                torch.stack([out.count, tokens, eligible.to(out.count.dtype)]), reduce_op="sum"
             )
         loss = out.loss_sum / count.clamp_min(1) * world
         if out.gate_mean is not None:
@@ -111,6 +112,16 @@ class MLMModule(L.LightningModule):
         # Each process holds its share of the global loss: their sum is the loss.
         synced = {"sync_dist": True, "reduce_fx": "sum"} if world > 1 else {}
         self.log("train/loss", loss.detach() / world, prog_bar=True, **synced)
+        if self._trainer is not None and self.trainer.optimizers:
+            # Already the same in every process (the counts were summed above). Tokens seen
+            # is the history's x axis in W&B.
+            self.log_dict(
+                {
+                    "train/lr": self.trainer.optimizers[0].param_groups[0]["lr"],
+                    "train/tokens_seen": float(self.tokens_seen),
+                    "train/mask_rate": count / eligible.clamp_min(1),
+                }
+            )
         return loss
 
     def on_train_epoch_start(self) -> None:
@@ -137,6 +148,7 @@ class MLMModule(L.LightningModule):
         if self.train_count.update_called:
             metrics["train/epoch_loss"] = self.train_loss_sum.compute() / self.train_count.compute()
         self.log_dict(metrics, prog_bar=True)
+        self.log("val/tokens_seen", float(self.tokens_seen))  # W&B's x axis for val/*
         for metric in (self.val_loss_sum, self.val_correct, self.val_count):
             metric.reset()
 
