@@ -30,7 +30,12 @@ from dmx.runs import atomic_write_text
 from dmx.validate import compose_config, overrides_parser
 
 SPEC_FILE = "wandb_sweep.yaml"
-COMMAND = ["dmx-train", "${args_no_hyphens}"]
+PROGRAM = "dmx-train"
+COMMAND = [PROGRAM, "${args_no_hyphens}"]
+# Each agent run's folder: inside the sweep's own, named by its W&B run id, which the agent
+# puts in the run's environment. Hydra resolves it when the run starts (W&B's own
+# ${envvar:...} macro is filled in once, before the id is set, so it cannot name a run).
+RUN_DIR = "hydra.run.dir={folder}/${{oc.env:WANDB_RUN_ID}}"
 # wandb.sweep has no timeout of its own and W&B retries on a network error; past this the
 # user is told to register the saved file later rather than left waiting.
 REGISTER_TIMEOUT_S = 60.0
@@ -134,7 +139,10 @@ def sweep_spec(args: Sequence[str]) -> dict[str, Any]:
     if cfg.logger.entity:
         spec["entity"] = str(cfg.logger.entity)
     spec["method"] = "grid"
-    spec["command"] = list(COMMAND)
+    # W&B's docs mark program as required, and its CLI agent reads it; the command says how.
+    spec["program"] = PROGRAM
+    folder = override_value(args, "hydra.sweep.dir") or str(cfg.hydra.sweep.dir)
+    spec["command"] = [*COMMAND, RUN_DIR.format(folder=folder)]
     spec["parameters"] = {
         key: {"values": values} if swept else {"value": values[0]}
         for key, (swept, values) in grid.items()
@@ -258,5 +266,9 @@ def next_steps(spec: dict[str, Any], path: Path, sweep_id: str | None) -> list[s
             "run it on any number of machines with:",
             f"  wandb agent {where}/{sweep_id}",
         ]
-    lines.append("agent runs land in outputs/runs/ on each machine; then: dmx report outputs/runs")
+    folder = path.parent
+    lines.append(
+        f"agent runs land in {folder}/<run id> (start agents from this folder's project, or "
+        f"on a shared file system); then: dmx report {folder}"
+    )
     return lines

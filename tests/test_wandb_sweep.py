@@ -64,7 +64,10 @@ def hydra_runs(args: list[str]) -> list[frozenset[str]]:
 def agent_args(spec: dict[str, Any], choice: dict[str, str]) -> list[str]:
     """The overrides a W&B agent hands dmx-train for one run, built by W&B's own code."""
     command = {"args": {key: {"value": value} for key, value in choice.items()}}
-    assert spec["command"] == ["dmx-train", "${args_no_hyphens}"]
+    assert spec["program"] == "dmx-train"
+    assert spec["command"][:2] == ["dmx-train", "${args_no_hyphens}"]
+    assert spec["command"][2].startswith("hydra.run.dir=")
+    assert spec["command"][2].endswith("/${oc.env:WANDB_RUN_ID}")
     return create_sweep_command_args(command)["args_no_hyphens"]
 
 
@@ -172,7 +175,8 @@ def test_cli_writes_the_spec_trains_nothing_and_says_what_next(
     assert f"{folder / SPEC_FILE} (6 runs" in result.stdout
     assert f"wandb sweep {folder / SPEC_FILE}" in result.stdout
     assert "wandb agent dmx/SWEEP_ID" in result.stdout
-    assert "dmx report outputs/runs" in result.stdout
+    assert f"dmx report {folder}" in result.stdout
+    assert spec["command"][2] == f"hydra.run.dir={folder}/${{oc.env:WANDB_RUN_ID}}"
 
 
 @pytest.mark.slow
