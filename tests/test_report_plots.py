@@ -56,6 +56,7 @@ def write_run(
             "final_val_acc": 0.3 - 0.01 * final,
             "final_train_loss": final - 0.2,
             "tokens_per_s": 1000.0,
+            "wandb_id": f"id-{path.name}",
         },
     )
     run_config = {"seed": seed, "mask": {"copies": copies, "prob": 0.15}, **config}
@@ -379,7 +380,7 @@ def test_wandb_offline_writes_a_report_run(sweep: Path, tmp_path: Path) -> None:
         "final_val_loss_std",
         "final_val_loss_ci95",
     ]
-    assert columns[-7:] == [
+    assert columns[-8:] == [
         "baseline",
         "final_val_loss_delta",
         "final_val_loss_p",
@@ -387,8 +388,10 @@ def test_wandb_offline_writes_a_report_run(sweep: Path, tmp_path: Path) -> None:
         "best_val_loss_p",
         "final_val_acc_delta",
         "final_val_acc_p",
+        "wandb_runs",  # the training runs it summarises: their W&B ids (offline)
     ]
     dynamic = dict(zip(columns, table["data"][0], strict=True))
+    assert sorted(dynamic["wandb_runs"].split()) == ["id-dynamic_s0", "id-dynamic_s1"]
     report = json.loads(result.stdout)
     assert dynamic["label"] == "mask=dynamic"
     assert dynamic["final_val_loss_delta"] == pytest.approx(report[0]["final_val_loss"]["delta"])

@@ -74,9 +74,12 @@ def _log(
     import wandb
 
     run = _start(rows, root, baseline, mode)
+    # Online, the report run's own URL ends in runs/<its id>: the training runs' pages are
+    # beside it (same project and entity).
+    runs_url = run.url.rsplit("/", 1)[0] + "/" if run.settings.mode == "online" else None
     run.log(
         {
-            "report": table(rows),
+            "report": table(rows, runs_url),
             **{path.stem: wandb.Image(str(path), caption=path.name) for path in plots},
         }
     )
@@ -136,10 +139,22 @@ def table_columns(rows: Sequence[Row]) -> list[str]:
     if has_baseline(rows):
         columns.append("baseline")
         columns += [f"{m.key}_{f}" for m in compared_metrics(rows) for f in TABLE_COMPARISON]
+    columns.append(RUNS_COLUMN)
     return columns
 
 
-def table_data(rows: Sequence[Row]) -> list[list[Any]]:
+# The W&B runs a row summarises (their ids, from each run's metrics.json), so the report
+# run links to the training runs it was computed from; online, as links to their pages.
+RUNS_COLUMN = "wandb_runs"
+
+
+def run_ids(row: Row) -> list[str]:
+    return [str(run.metrics["wandb_id"]) for run in row.done if run.metrics.get("wandb_id")]
+
+
+def table_data(rows: Sequence[Row], runs_url: str | None = None) -> list[list[Any]]:
+    """The table's rows; ``runs_url`` (``https://.../<entity>/<project>/runs/``) turns the
+    run ids into links."""
     baseline = has_baseline(rows)
     data = []
     for row in rows:
@@ -152,11 +167,13 @@ def table_data(rows: Sequence[Row]) -> list[list[Any]]:
                 for m in compared_metrics(rows)
                 for f in TABLE_COMPARISON
             ]
+        ids = run_ids(row)
+        values.append(" ".join(f"{runs_url}{i}" for i in ids) if runs_url else " ".join(ids))
         data.append(values)
     return data
 
 
-def table(rows: Sequence[Row]) -> Any:
+def table(rows: Sequence[Row], runs_url: str | None = None) -> Any:
     import wandb
 
-    return wandb.Table(columns=table_columns(rows), data=table_data(rows))
+    return wandb.Table(columns=table_columns(rows), data=table_data(rows, runs_url))
