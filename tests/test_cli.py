@@ -157,3 +157,64 @@ def test_training_into_a_busy_folder_exits_2_with_one_line(tmp_path: Path) -> No
         "finish or train into another folder (hydra.run.dir=...)"
     )
     assert not (run / "metrics.json").exists()
+
+
+def test_train_and_sweep_help_list_every_config_group_with_hydras_own_choices() -> None:
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from typer.testing import CliRunner
+
+    from dmx.cli import app
+    from dmx.cli.groups import GROUPS, choices
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="dmx.conf", version_base="1.3"):
+            loader = GlobalHydra.instance().config_loader()
+            hydras = {group: sorted(loader.get_group_options(group)) for group in GROUPS}
+    finally:
+        GlobalHydra.instance().clear()
+    for group in GROUPS:
+        assert choices(group) == hydras[group], group  # the files and the plugins, as Hydra sees
+    for command in ("train", "sweep"):
+        result = CliRunner().invoke(app, [command, "--help"], prog_name="dmx")
+        assert result.exit_code == 0
+        text = " ".join(result.stdout.split())  # rich wraps long lines
+        assert "Config groups (pick one with group=option, e.g. mask=span):" in text
+        for group in GROUPS:
+            assert f"{group} {', '.join(choices(group))}" in text, (command, group)
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("dmx tr", ["train"]),
+        ("dmx train mask=dyn", ["mask=dynamic"]),
+        ("dmx sweep hydra/launcher=sub", ["hydra/launcher=submitit_local",
+                                         "hydra/launcher=submitit_slurm"]),
+        ("dmx train experiment=static_", ["experiment=static_vs_dynamic"]),
+        ("dmx train mask.pr", ["mask.prob="]),
+        ("dmx sweep model.n_", ["model.n_layers=", "model.n_heads="]),
+        ("dmx sweep mo", ["model=", "model.name=", "model.n_layers=", "model.d_model=",
+                         "model.n_heads=", "model.d_ff=", "model.max_seq_len=", "model.dropout=",
+                         "model.attn_dropout="]),
+    ],
+)  # fmt: skip
+def test_shell_completion_completes_commands_groups_choices_and_settings(
+    words: str, expected: list[str]
+) -> None:
+    """As bash asks for it: the words typed so far, the index of the one to complete."""
+    from typer.testing import CliRunner
+
+    from dmx.cli import app
+
+    env = {
+        "_DMX_COMPLETE": "complete_bash",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+    }
+    result = CliRunner().invoke(app, [], env=env, prog_name="dmx")
+    assert result.exit_code == 0
+    assert result.stdout.split() == expected
+    script = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="dmx")
+    assert "complete -o default -F _dmx_completion dmx" in script.stdout

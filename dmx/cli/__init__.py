@@ -14,12 +14,13 @@ import typer
 from dmx import __version__
 from dmx.cli import bench, finetune, report, run, sync
 from dmx.cli.common import PASS_THROUGH, OneLineErrors
+from dmx.cli.groups import groups_help
 
 app = typer.Typer(
     cls=OneLineErrors,
     help="dmx: does dynamic masking beat static masking, for your model, data and budget?",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # dmx --install-completion; overrides complete groups and choices
     rich_markup_mode="rich",
     pretty_exceptions_show_locals=False,  # locals may hold secrets; a fault shows the stack only
 )
@@ -40,8 +41,8 @@ def main(
     """dmx: does dynamic masking beat static masking, for your model, data and budget?"""
 
 
-app.command(context_settings=PASS_THROUGH)(run.train)
-app.command(context_settings=PASS_THROUGH)(run.sweep)
+app.command(context_settings=PASS_THROUGH, epilog=groups_help())(run.train)
+app.command(context_settings=PASS_THROUGH, epilog=groups_help())(run.sweep)
 app.command(context_settings=PASS_THROUGH)(finetune.finetune)
 app.command()(report.report)
 app.command()(bench.bench)

@@ -17,6 +17,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from dmx.cli.common import fail
+from dmx.cli.groups import complete_override
 from dmx.cli.report import print_report
 from dmx.errors import UserError
 from dmx.overrides import hydra_overrides, is_override, override_value
@@ -91,7 +92,8 @@ def _check(args: list[str], *, multirun: bool, command: str) -> list[str]:
 def train(
     ctx: typer.Context,
     overrides: Annotated[
-        list[str] | None, typer.Argument(help="Hydra overrides, key=value.")
+        list[str] | None,
+        typer.Argument(help="Hydra overrides, key=value.", autocompletion=complete_override),
     ] = None,
 ) -> None:
     """Train one run. Arguments are Hydra overrides; the run folder lands under outputs/runs/.
@@ -120,7 +122,8 @@ def train(
 def sweep(
     ctx: typer.Context,
     overrides: Annotated[
-        list[str] | None, typer.Argument(help="Hydra overrides, key=value.")
+        list[str] | None,
+        typer.Argument(help="Hydra overrides, key=value.", autocompletion=complete_override),
     ] = None,
     report_format: Annotated[
         str,
