@@ -101,6 +101,14 @@ def test_sweep_runs_the_grid_into_its_named_folder_and_reports_failures(tmp_path
     failed = sorted(
         str(r.relative_to(tmp_path)) for r in runs if read_metrics(r)["status"] == "failed"
     )
+    # Where the sweep was, as each run started (console and sweep.log), then its end.
+    progress = [line.split(" ", 2)[2] for line in (folder / "sweep.log").read_text().splitlines()]
+    assert progress[0] == "sweep: run 1 of 4 (0 done, 0 failed, 4 left)"
+    assert [p.split(" (")[0] for p in progress[1:4]] == [f"sweep: run {n} of 4" for n in (2, 3, 4)]
+    assert "about " in progress[3] and progress[3].endswith(" left)")
+    assert progress[4].startswith("sweep: finished in ")
+    assert progress[4].endswith(": 2 done, 2 failed")
+    assert "sweep: run 1 of 4 (0 done, 0 failed, 4 left)" in result.stdout + result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"dmx: 2 run(s) of this sweep failed: {', '.join(failed)}; fix the cause and run the "
         "same command again (finished runs are kept)"
@@ -218,3 +226,30 @@ def test_shell_completion_completes_commands_groups_choices_and_settings(
     assert result.stdout.split() == expected
     script = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="dmx")
     assert "complete -o default -F _dmx_completion dmx" in script.stdout
+
+
+def test_the_progress_line_counts_the_grid_and_estimates_the_time_left(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from dmx.runs import write_json
+    from dmx.sweep_progress import grid_size, line, progress
+
+    config = OmegaConf.create(
+        {
+            "hydra": {
+                "overrides": {"task": ["seed=0,1,2", "trainer.max_epochs=2"]},
+                "sweeper": {"params": {"mask": "static,dynamic"}},
+            }
+        }
+    )
+    assert grid_size(config) == 6
+    started = 0.0  # every metrics.json below was written after it
+    write_json(tmp_path / "a" / "metrics.json", {"status": "done", "wall_s": 30.0})
+    write_json(tmp_path / "b" / "metrics.json", {"status": "failed", "wall_s": 10.0})
+    write_json(tmp_path / "c" / "metrics.json", {"status": "running"})
+    p = progress(tmp_path, 6, started)
+    assert (p.done, p.failed, p.left) == (1, 1, 4)
+    assert line(4, p) == "sweep: run 4 of 6 (1 done, 1 failed, 4 left; about 1 min 20 s left)"
+    assert line(1, progress(tmp_path / "empty", 6, started)) == (
+        "sweep: run 1 of 6 (0 done, 0 failed, 6 left)"
+    )

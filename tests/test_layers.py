@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("dmx.runtime", "dmx.resume", "dmx.report"),
     ("dmx.finetune", "dmx.run_names"),
     ("dmx.train",),
-    ("dmx.entry", "dmx.wandb_sweep", "dmx.wandb_sync"),
+    ("dmx.entry", "dmx.wandb_sweep", "dmx.wandb_sync", "dmx.sweep_progress"),
     ("dmx.bench",),
     ("dmx.cli",),
 ]
