@@ -23,9 +23,8 @@ them; the rest are here. Where each one is tested:
 11. the disk filling mid-write (metrics.json, a checkpoint): here. A read-only output folder,
     or a file where it should be: the catalog (13).
 12. a truncated or corrupt checkpoint: test_resume.py.
-13. the catalog: 40 mistakes through train, sweep, report, bench and finetune, each with its
-    exact line, exit 2 and nothing left behind (MISTAKES, at the end). dmx has no export
-    command yet; its mistakes join the catalog with it.
+13. the catalog: 43 mistakes through train, sweep, report, bench, finetune and export, each
+    with its exact line, exit 2 and nothing left behind (MISTAKES, at the end).
 """
 
 from __future__ import annotations
@@ -616,6 +615,14 @@ MISTAKES: list[tuple[str, str]] = [
         "finetune.glue_dir: adir holds no GLUE task folder (CoLA, SST-2, MRPC, STS-B, QQP, "
         "MNLI, QNLI, RTE, WNLI); give the folder GLUE's download script leaves",
     ),
+    # export
+    ("export nowhere hf", "nowhere is not a folder; give a run's folder (it holds encoder.pt)"),
+    (
+        "export adir hf",
+        "adir holds no pretrained encoder (encoder.pt); dmx export needs a run trained by dmx "
+        "train to the end of pretraining",
+    ),
+    ("export run afile.txt", "afile.txt exists and is not an empty folder; give a new folder"),
 ]
 
 
@@ -671,4 +678,4 @@ def test_a_users_mistake_is_its_one_line_and_exit_2_and_leaves_nothing(
 def test_the_catalog_holds_thirty_mistakes_across_every_command() -> None:
     by_command = {command.split()[0] for command, _ in MISTAKES}
     assert len(MISTAKES) >= 30
-    assert by_command == {"train", "sweep", "report", "bench", "finetune"}
+    assert by_command == {"train", "sweep", "report", "bench", "finetune", "export"}

@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("dmx.tasks", "dmx.callbacks", "dmx.tracking"),
     # How a run runs, what a folder holds, then the assembly.
     ("dmx.runtime", "dmx.resume", "dmx.report"),
-    ("dmx.finetune", "dmx.run_names"),
+    ("dmx.finetune", "dmx.run_names", "dmx.export"),
     ("dmx.train",),
     ("dmx.entry", "dmx.wandb_sweep", "dmx.wandb_sync", "dmx.sweep_progress"),
     ("dmx.bench",),

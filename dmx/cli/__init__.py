@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from dmx import __version__
-from dmx.cli import bench, finetune, report, run, sync
+from dmx.cli import bench, export, finetune, report, run, sync
 from dmx.cli.common import PASS_THROUGH, OneLineErrors
 from dmx.cli.groups import groups_help
 
@@ -47,5 +47,6 @@ app.command(context_settings=PASS_THROUGH)(finetune.finetune)
 app.command()(report.report)
 app.command()(bench.bench)
 app.command()(sync.sync)
+app.command()(export.export)
 
 __all__ = ["app"]
