@@ -463,8 +463,8 @@ def write_bad_inputs(tmp: Path) -> dict[str, tuple[DataConfig, str]]:
         ),
         "folder without .txt": (
             text_data(tmp / "no-txt"),
-            f"data.path={tmp}/no-txt is a folder with no .txt files; put .txt files in it or "
-            f"point data.path at {hint}",
+            f"data.path={tmp}/no-txt is a folder with no corpus files; put .txt, .jsonl, .csv, "
+            f".tsv or .parquet files (or .gz ones) in it, or point data.path at {hint}",
         ),
         "blank folder": (
             text_data(tmp / "blank-folder"),
@@ -633,3 +633,49 @@ def test_the_hub_probe_answers_for_a_server_and_not_for_a_closed_port(
         port = s.getsockname()[1]
     monkeypatch.setattr(hub, "endpoint", lambda: f"http://127.0.0.1:{port}")
     assert not PROBE(timeout=2.0)
+
+
+def test_a_folder_of_shards_plain_and_gzipped_is_one_corpus(tmp_path: Path) -> None:
+    import gzip
+
+    docs = [f"document {i} about cats and their owners" for i in range(6)]
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    lines = [json.dumps({"text": d}) + "\n" for d in docs]
+    (shards / "part-0.jsonl").write_text("".join(lines[:3]))
+    with gzip.open(shards / "part-1.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.write("".join(lines[3:]))
+    (shards / "README.md").write_text("not a shard: left out")
+    assert documents(text_data(shards)) == docs  # in name order, as one corpus
+    table = tmp_path / "table.tsv.gz"
+    with gzip.open(table, "wt", encoding="utf-8") as f:
+        f.write("id\ttext\n" + "".join(f"{i}\t{d}\n" for i, d in enumerate(docs)))
+    assert documents(text_data(table)) == docs  # a .tsv inside the .gz: tab-separated
+    # The fingerprint is the text's, so a gzipped copy is the same corpus.
+    plain = tmp_path / "plain.txt"
+    plain.write_text("\n\n".join(docs))
+    with gzip.open(tmp_path / "zipped.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("\n\n".join(docs))
+    assert (
+        open_source(text_data(plain)).hash_content()
+        == open_source(text_data(tmp_path / "zipped.txt.gz")).hash_content()
+    )
+
+
+def test_shard_folder_mistakes_are_one_line(tmp_path: Path) -> None:
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "a.txt").write_text("one")
+    (mixed / "b.jsonl").write_text('{"text": "two"}\n')
+    with pytest.raises(UserError) as caught:
+        open_source(text_data(mixed))
+    assert str(caught.value) == (
+        f"data.path={mixed} mixes .jsonl and .txt files; keep one kind per folder (each kind "
+        "reads its text its own way), or point data.path at one file"
+    )
+    broken = tmp_path / "broken.txt.gz"
+    broken.write_bytes(b"\x1f\x8b\x08\x00 this is not deflate data")
+    with pytest.raises(UserError) as caught:
+        open_source(text_data(broken)).hash_content()
+    assert str(caught.value).startswith(f"{broken} is not a readable gzip file (")
+    assert str(caught.value).endswith(f"); decompress it, or point data.path at {FORMATS_HINT}")

@@ -2,7 +2,8 @@
 
 A source yields documents (strings) one at a time and never as a list, so a corpus larger
 than memory can be tokenized: ``source=embedded`` (the generated corpus), ``source=text``
-(a .txt file or a folder of them, .jsonl, .csv/.tsv or .parquet at ``data.path``) and
+(a .txt, .jsonl, .csv/.tsv or .parquet file at ``data.path``, the text ones possibly
+gzipped, or a folder of shards of one kind) and
 ``source=hf`` (a dataset loaded by the datasets library, from the hub or a local folder).
 
 The split is by document, so no validation document is ever seen in training. The embedded
@@ -20,9 +21,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import hashlib
 import json
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +38,12 @@ from dmx.errors import UserError, one_line
 from dmx.masking.keyed import base_hash
 
 TEXT_EXTENSIONS = (".txt", ".jsonl", ".csv", ".tsv", ".parquet")
-FORMATS_HINT = "a .txt file or a folder of them, .jsonl, .csv, .tsv or .parquet"
+# Text formats may also come gzipped (shards.jsonl.gz); parquet compresses itself.
+GZIP_EXTENSIONS = (".txt", ".jsonl", ".csv", ".tsv")
+FORMATS_HINT = (
+    "a .txt, .jsonl, .csv, .tsv or .parquet file (the text ones may be .gz), or a folder of "
+    "such files of one kind"
+)
 # The stream of base_hash that decides the split; its own number, so no other keyed draw
 # made from the same seed ever shares bits with it.
 SPLIT_STREAM = 0x5B1
@@ -126,29 +134,52 @@ def _embedded(cfg: DataConfig) -> Source:
 # --- text files ---------------------------------------------------------------------------
 
 
+def file_kind(file: Path) -> str | None:
+    """A corpus file's format (``.jsonl`` for ``shard.jsonl`` and ``shard.jsonl.gz``), or
+    None for a file dmx does not read."""
+    suffixes = [s.lower() for s in file.suffixes]
+    if suffixes[-1:] == [".gz"]:
+        kind = suffixes[-2] if len(suffixes) > 1 else None
+        return kind if kind in GZIP_EXTENSIONS else None
+    kind = suffixes[-1] if suffixes else None
+    return kind if kind in TEXT_EXTENSIONS else None
+
+
+def _corpus_files(path: Path) -> tuple[list[Path], str]:
+    """The files of ``data.path`` (a file, or a folder's files of one kind, in name order)
+    and their kind."""
+    if not path.is_dir():
+        kind = file_kind(path)
+        if kind is None:
+            raise UserError(
+                f"data.path={path} has an unknown extension {''.join(path.suffixes) or '(none)'!r}"
+                f"; dmx reads {FORMATS_HINT}"
+            )
+        return [path], kind
+    files = sorted(
+        (p for p in path.rglob("*") if p.is_file() and file_kind(p) is not None),
+        key=lambda p: p.relative_to(path).as_posix(),
+    )
+    if not files:
+        raise UserError(
+            f"data.path={path} is a folder with no corpus files; put .txt, .jsonl, .csv, .tsv "
+            f"or .parquet files (or .gz ones) in it, or point data.path at {FORMATS_HINT}"
+        )
+    kinds = sorted({file_kind(p) for p in files}, key=str)
+    if len(kinds) > 1:
+        raise UserError(
+            f"data.path={path} mixes {' and '.join(str(k) for k in kinds)} files; keep one kind "
+            "per folder (each kind reads its text its own way), or point data.path at one file"
+        )
+    return files, str(kinds[0])
+
+
 def _text(cfg: DataConfig) -> Source:
     assert cfg.path, "DataConfig checks that data=text has a path"
     path = Path(cfg.path).expanduser()
     if not path.exists():
         raise UserError(f"data.path={path} does not exist; point data.path at {FORMATS_HINT}")
-    if path.is_dir():
-        files = sorted(
-            (p for p in path.rglob("*.txt") if p.is_file()),
-            key=lambda p: p.relative_to(path).as_posix(),
-        )
-        if not files:
-            raise UserError(
-                f"data.path={path} is a folder with no .txt files; put .txt files in it or "
-                f"point data.path at {FORMATS_HINT}"
-            )
-        kind = ".txt"
-    else:
-        files, kind = [path], path.suffix.lower()
-        if kind not in TEXT_EXTENSIONS:
-            raise UserError(
-                f"data.path={path} has an unknown extension {path.suffix or '(none)'!r}; "
-                f"dmx reads {FORMATS_HINT}"
-            )
+    files, kind = _corpus_files(path)
     reader = _READERS[kind]
 
     def read() -> Iterator[str]:
@@ -192,8 +223,10 @@ def _hash_file(file: Path, digest: Any, check_text: bool) -> None:
             f"{file} cannot be read ({err.strerror or err}); give dmx read permission "
             "(chmod +r) or point data.path at another file"
         ) from None
+    if _gzipped(file):  # the text inside is what is checked (and fingerprinted)
+        opened = gzip.GzipFile(fileobj=opened)  # type: ignore[assignment]
     with opened as f:
-        while chunk := f.read(_READ_CHUNK):
+        while chunk := _read_chunk(f, file):
             digest.update(chunk)
             if check_text:
                 if b"\0" in chunk:
@@ -210,8 +243,24 @@ def _hash_file(file: Path, digest: Any, check_text: bool) -> None:
             raise _not_text(file, "it ends inside a character") from None
 
 
+def _gzipped(file: Path) -> bool:
+    return file.suffix.lower() == ".gz"
+
+
+def _read_chunk(f: Any, file: Path) -> bytes:
+    try:
+        return f.read(_READ_CHUNK)
+    except (OSError, EOFError, zlib.error) as err:  # gzip's BadGzipFile is an OSError
+        raise UserError(
+            f"{file} is not a readable gzip file ({one_line(err)}); decompress it, or point "
+            f"data.path at {FORMATS_HINT}"
+        ) from None
+
+
 def _open_text(file: Path) -> Any:
     # utf-8-sig: a byte-order mark (spreadsheets write one) is not part of the first field.
+    if _gzipped(file):
+        return gzip.open(file, "rt", encoding="utf-8-sig", newline="")
     return file.open(encoding="utf-8-sig", newline="")
 
 
@@ -273,7 +322,7 @@ def _read_delimited(file: Path, cfg: DataConfig) -> Iterator[str]:
     """.csv and .tsv through the csv module (quoted fields may hold newlines); header row."""
     field = cfg.text_field
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a document may be a long field
-    delimiter = "\t" if file.suffix.lower() == ".tsv" else ","
+    delimiter = "\t" if file_kind(file) == ".tsv" else ","
     with _open_text(file) as f:
         rows = csv.reader(f, delimiter=delimiter)
         header = next(rows, None)
