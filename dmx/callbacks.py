@@ -127,6 +127,10 @@ class RunFolder(L.Callback):
         self._epoch_train_s = self._epoch_offset_at_start + time.perf_counter() - self._epoch_start
         n = self.every_n_steps
         last_of_epoch = batch_idx + 1 >= trainer.num_training_batches  # the epoch's own follows
+        # With gradient accumulation a checkpoint between the batches of one step would lose
+        # the gradients summed so far: save and stop only right after an optimiser step.
+        if (batch_idx + 1) % trainer.accumulate_grad_batches and not last_of_epoch:
+            return
         due = self.checkpoint and n and trainer.global_step % n == 0 and not last_of_epoch
         if due:
             self.save_checkpoint(trainer, mid_epoch=True)
@@ -150,7 +154,7 @@ class RunFolder(L.Callback):
         # (trainer.max_steps), fit has already counted the partial epoch as the last one.
         fitting = trainer.state.fn == TrainerFn.FITTING
         row = {
-            "epoch": trainer.current_epoch + 1 if fitting else trainer.current_epoch,
+            "epoch": _epochs_done(trainer) if fitting else trainer.current_epoch,
             "step": trainer.global_step,
             "val_loss": float(m["val/loss"]),
             "val_acc": float(m["val/acc"]),
@@ -309,6 +313,16 @@ class RunFolder(L.Callback):
         self.write_summary(
             status=status, error=reason, wall_s=round(time.perf_counter() - self.started, 3)
         )
+
+
+def _epochs_done(trainer: L.Trainer) -> float | int:
+    """Epochs trained at a validation inside fit: whole at an epoch's end, a fraction
+    (1.5) when trainer.val_check_interval validates within epochs."""
+    done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+    total = trainer.num_training_batches
+    if not total or done >= total:
+        return trainer.current_epoch + 1
+    return round(trainer.current_epoch + done / total, 3)
 
 
 def _stop_asked(trainer: L.Trainer, pl_module: L.LightningModule) -> int:

@@ -77,6 +77,11 @@ def build_trainer(
         max_epochs=config.trainer.max_epochs if max_epochs is None else max_epochs,
         max_steps=config.trainer.max_steps,
         gradient_clip_val=config.trainer.grad_clip or None,
+        # Pretraining only (fine-tuning has its own schedule): whole batches counted as ints.
+        val_check_interval=_interval(config.trainer.val_check_interval)
+        if max_epochs is None
+        else 1.0,
+        accumulate_grad_batches=config.trainer.accumulate_grad_batches if max_epochs is None else 1,
         logger=logger or False,
         callbacks=callbacks,
         enable_checkpointing=False,  # RunFolder writes last.ckpt atomically itself
@@ -89,6 +94,11 @@ def build_trainer(
         log_every_n_steps=10,
         default_root_dir=run_dir,
     )
+
+
+def _interval(value: float) -> float | int:
+    """Lightning reads an int as a number of batches and a float as a fraction of an epoch."""
+    return int(value) if value > 1 else float(value)
 
 
 def one_device_per_job(config: Config, job: int) -> Config:

@@ -23,7 +23,7 @@ them; the rest are here. Where each one is tested:
 11. the disk filling mid-write (metrics.json, a checkpoint): here. A read-only output folder,
     or a file where it should be: the catalog (13).
 12. a truncated or corrupt checkpoint: test_resume.py.
-13. the catalog: 43 mistakes through train, sweep, report, bench, finetune and export, each
+13. the catalog: 45 mistakes through train, sweep, report, bench, finetune and export, each
     with its exact line, exit 2 and nothing left behind (MISTAKES, at the end).
 """
 
@@ -501,6 +501,15 @@ MISTAKES: list[tuple[str, str]] = [
     ("train data.val_frac=1.5", "data.val_frac must be in (0, 1), got 1.5"),
     ("train optim.lr=-1", "optim.lr must be > 0, got -1.0"),
     ("train mask=static mask.copies=0", "mask.copies must be >= 1 (or null for dynamic), got 0"),
+    (
+        "train trainer.val_check_interval=1.5",
+        "trainer.val_check_interval must be a fraction of an epoch in (0, 1] or a whole number "
+        "of batches, got 1.5",
+    ),
+    (
+        "train trainer.accumulate_grad_batches=0",
+        "trainer.accumulate_grad_batches must be >= 1, got 0",
+    ),
     # train: conflicting options
     (
         "train mask=static mask=dynamic",

@@ -61,6 +61,10 @@ def _history(run: Path) -> list[str]:
     [
         (["mask=dynamic"], 10),  # mid-epoch: resumes from step 8, inside epoch 1
         (["mask=dynamic", "impl.num_workers=2"], 11),  # the loader's workers start again
+        # Validation within the epoch (at steps 9, 18, ...): from step 8, before one.
+        (["mask=dynamic", "trainer.val_check_interval=0.5"], 10),
+        # Two batches per step (9 steps an epoch): saved only between steps, at step 4.
+        (["mask=dynamic", "trainer.accumulate_grad_batches=2"], 5),
         (["mask=dynamic"], 19),  # just past an epoch: resumes from its end (step 18)
         (["mask=static", "mask.copies=2", "attention=random_dynamic"], 21),
         (["mask=span", "rate=ankner_linear"], 30),

@@ -97,6 +97,13 @@ class TrainerConfig:
     # Stop early after this many optimiser steps (-1: run all epochs); for smoke runs.
     max_steps: int = -1
     grad_clip: float = 1.0
+    # Validate this often within an epoch: a fraction of it (0.25: four times an epoch), or
+    # every N training batches; 1.0 validates at the epoch's end only. A one-epoch run on a
+    # large corpus gets a validation curve.
+    val_check_interval: float = 1.0
+    # Sum gradients over N batches before each optimiser step: an N times larger batch in
+    # the memory of one (data.batch_size stays the batch of one forward pass).
+    accumulate_grad_batches: int = 1
 
     def __post_init__(self) -> None:
         # 0 skips pretraining: a classifier trained from scratch (finetune=... is then needed).
@@ -106,3 +113,13 @@ class TrainerConfig:
             f"trainer.max_steps must be -1 (no limit) or >= 1, got {self.max_steps}",
         )
         check(self.grad_clip >= 0, f"trainer.grad_clip must be >= 0, got {self.grad_clip}")
+        interval = self.val_check_interval
+        check(
+            0 < interval <= 1 or (interval > 1 and float(interval).is_integer()),
+            "trainer.val_check_interval must be a fraction of an epoch in (0, 1] or a whole "
+            f"number of batches, got {interval}",
+        )
+        check(
+            self.accumulate_grad_batches >= 1,
+            f"trainer.accumulate_grad_batches must be >= 1, got {self.accumulate_grad_batches}",
+        )
