@@ -156,7 +156,7 @@ def test_every_model_setting_reaches_the_encoder_by_name() -> None:
         (["mask.prob=1.5"], "mask.prob must be in (0, 1), got 1.5"),
         (["mask.prob=0"], "mask.prob must be in (0, 1)"),
         (["mask.copies=0"], "mask.copies must be >= 1"),
-        (["mask.prob=abc"], "could not be converted to Float"),
+        (["mask.prob=abc"], "mask.prob must be a number, got 'abc'"),
         (["mask.unknown=1"], "mask.unknown is not a dmx setting; mask has: unit, copies, prob,"),
         (["model=huge"], "choose one of: base, small, tiny"),
         (

@@ -126,7 +126,7 @@ def test_finetune_overrides_change_only_the_fine_tuning(tmp_path: Path) -> None:
     [
         ("mask.prob=0.3", "mask.prob=0.3: dmx finetune changes only finetune and impl settings"),
         ("finetune.epoch=3", "finetune.epoch is not a dmx setting; finetune has: name,"),
-        ("finetune.epochs=many", "Value 'many' of type 'str' could not be converted to Integer"),
+        ("finetune.epochs=many", "finetune.epochs must be a whole number, got 'many'"),
         ("finetune.seeds=[0,0]", "finetune.seeds has a seed twice: [0, 0]"),
         ("finetune=nosuch", "unknown choice finetune=nosuch; choose one of: embedded, glue"),
     ],
