@@ -161,7 +161,6 @@ def check_overrides(args: Sequence[str], *, multirun: bool) -> list[str]:
     """
     overrides = config_overrides(args)
     settings = hydra_overrides(args)
-    _check_each_key_once([*overrides, *settings])
     try:
         parsed = overrides_parser().parse_overrides([*overrides, *settings])
     except OverrideParseException as err:
@@ -172,6 +171,7 @@ def check_overrides(args: Sequence[str], *, multirun: bool) -> list[str]:
             raise UserError(
                 f"{text}: Hydra's own settings cannot be swept; give {override_key(text)} one value"
             )
+    _check_each_key_once([*overrides, *settings])
     choices: list[list[str]] = []
     for text, override in zip(overrides, parsed[: len(overrides)], strict=True):
         if override.is_sweep_override():

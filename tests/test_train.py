@@ -147,23 +147,27 @@ def test_a_folder_another_process_trains_in_is_refused_untouched(tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_wandb_offline_run_is_grouped_by_strategy_and_says_how_to_sync(
+def test_wandb_offline_run_is_named_by_its_cell_and_says_how_to_sync(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from dmx.run_names import run_names
     from dmx.tracking import make_logger
 
     config = make_config("logger=wandb", "logger.mode=offline", "mask=static", "mask.copies=10")
-    wandb_run = make_logger(config, tmp_path / "wb", "static(K=10)")
+    names = run_names(config, "static(K=10)")
+    assert names == ("default/static(K=10)", "static(K=10)-s0")  # a single run: no sweep
+    wandb_run = make_logger(config, tmp_path / "wb", "static(K=10)", names)
     assert wandb_run is not None and wandb_run.mode == "offline"
     experiment = wandb_run.lightning.experiment
-    assert experiment.group == "static(K=10)"
+    assert experiment.group == "default/static(K=10)"
+    assert (experiment.name, experiment.job_type) == ("static(K=10)-s0", "pretrain")
     assert experiment.config["mask_strategy"] == "static(K=10)"
     assert experiment.config["mask"]["copies"] == 10
     with caplog.at_level(logging.INFO, logger="dmx"):
         wandb_run.close({"status": "done", "final_val_loss": 1.5})
     (offline,) = (tmp_path / "wb" / "wandb").glob("offline-run-*")
     assert list(offline.glob("*.wandb")), "no W&B log written"
-    assert f"wandb sync {offline}" in caplog.text
+    assert f"upload it with: dmx sync {tmp_path / 'wb'}" in caplog.text
 
 
 @pytest.mark.slow
