@@ -679,3 +679,60 @@ def test_shard_folder_mistakes_are_one_line(tmp_path: Path) -> None:
         open_source(text_data(broken)).hash_content()
     assert str(caught.value).startswith(f"{broken} is not a readable gzip file (")
     assert str(caught.value).endswith(f"); decompress it, or point data.path at {FORMATS_HINT}")
+
+
+def test_a_validation_set_of_ones_own_replaces_the_held_out_share(tmp_path: Path) -> None:
+    train = tmp_path / "train.txt"
+    train.write_text("\n\n".join(f"training document {i} about cats" for i in range(5)))
+    val = tmp_path / "val"
+    val.mkdir()
+    (val / "part-0.jsonl").write_text(
+        "".join(json.dumps({"text": f"validation document {i}"}) + "\n" for i in range(2))
+    )
+    cfg = text_data(train, val_path=str(val))
+    split = list(open_source(cfg).split())
+    assert [val for _, val in split] == [False] * 5 + [True] * 2  # all of data.path trains
+    assert split[-1] == ("validation document 1", True)
+    corpus = load_corpus(cfg, tmp_path / "cache", require_batch=False)
+    assert (corpus.stats["train_docs"], corpus.stats["val_docs"]) == (5, 2)
+    # Another validation set is another corpus: its own cache, never a stale one.
+    (val / "part-0.jsonl").write_text(json.dumps({"text": "another one"}) + "\n")
+    assert load_corpus(cfg, tmp_path / "cache", require_batch=False).folder != corpus.folder
+    missing = text_data(train, val_path=str(tmp_path / "nope"))
+    assert error(missing, tmp_path / "cache") == (
+        f"data.val_path={tmp_path / 'nope'} does not exist; point it at {FORMATS_HINT}, or "
+        "drop it to hold out data.val_frac of data.path"
+    )
+    with pytest.raises(UserError) as caught:
+        DataConfig(source="hf", name="x", val_path=str(val))
+    assert str(caught.value) == (
+        "data.val_path is for data=text (got data.source=hf); for data=hf the dataset's own "
+        "split is data.val_split"
+    )
+
+
+def test_a_hub_dataset_uses_its_own_validation_split(tmp_path: Path, hf_cache: Path) -> None:
+    folder = tmp_path / "local"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text(
+        "".join(json.dumps({"text": f"train {i}"}) + "\n" for i in range(4))
+    )
+    (folder / "validation.jsonl").write_text(
+        "".join(json.dumps({"text": f"held {i}"}) + "\n" for i in range(2))
+    )
+    own = list(open_source(DataConfig(source="hf", name=str(folder))).split())
+    assert own == [(f"train {i}", False) for i in range(4)] + [
+        (f"held {i}", True) for i in range(2)
+    ]
+    resplit = DataConfig(source="hf", name=str(folder), val_split="none", val_frac=0.5)
+    assert [doc for doc, _ in open_source(resplit).split()] == [f"train {i}" for i in range(4)]
+    no_such = DataConfig(source="hf", name=str(folder), val_split="dev")
+    with pytest.raises(UserError) as caught:
+        open_source(no_such)
+    assert str(caught.value).startswith(
+        f"data.name={folder} data.val_split=dev: the split could not be loaded ("
+    )
+    assert str(caught.value).endswith(
+        "); name one of the dataset's splits, or data.val_split=none to hold out "
+        "data.val_frac of data.split"
+    )

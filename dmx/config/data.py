@@ -34,6 +34,12 @@ class DataConfig:
     # (not by the run's seed), so every run of a comparison sees the same split.
     val_frac: float = 0.05
     split_seed: int = 0
+    # text: a validation set of your own (a file or a folder, in any format data.path
+    # takes); then every document of data.path trains and val_frac is not used.
+    val_path: str | None = None
+    # hf: the dataset's own validation split. auto: "validation" when the dataset has one
+    # (then val_frac is not used), else val_frac of data.split; none: always val_frac.
+    val_split: str = "auto"
     # A tokenizer.json to use as is; null trains BPE with vocab_size on the training split.
     tokenizer: str | None = None
     vocab_size: int = 2048
@@ -67,6 +73,11 @@ class DataConfig:
             "data.config=wikitext-2-raw-v1)",
         )
         check(0.0 < self.val_frac < 1.0, f"data.val_frac must be in (0, 1), got {self.val_frac}")
+        check(
+            self.val_path is None or self.source == "text",
+            f"data.val_path is for data=text (got data.source={self.source}); for data=hf the "
+            "dataset's own split is data.val_split",
+        )
         check(self.vocab_size >= 64, f"data.vocab_size must be >= 64, got {self.vocab_size}")
         check(self.seq_len >= 8, f"data.seq_len must be >= 8, got {self.seq_len}")
         check(self.batch_size >= 1, f"data.batch_size must be >= 1, got {self.batch_size}")

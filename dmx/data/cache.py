@@ -84,6 +84,9 @@ def fingerprint(cfg: DataConfig, content_hash: str) -> str:
             "doc_split": cfg.doc_split,
             "val_frac": cfg.val_frac,
             "split_seed": cfg.split_seed,
+            # Which validation set: its content is in the content hash.
+            "val_path": bool(cfg.val_path),
+            "val_split": cfg.val_split,
         }
     keys["content"] = content_hash
     keys["tokenizer"] = (

@@ -74,6 +74,9 @@ class Source:
     hash_content: Callable[[], str]
     # The setting a user changes when the split leaves a side empty.
     split_hint: str
+    # A validation set of its own (data.val_path, a hub dataset's validation split): then
+    # every document of ``read`` trains and ``is_val`` is not used.
+    read_val: Callable[[], Iterator[str]] | None = None
 
     def documents(self) -> Iterator[str]:
         """Every non-blank document, stripped, in the source's order."""
@@ -84,6 +87,10 @@ class Source:
 
     def split(self) -> Iterator[tuple[str, bool]]:
         """Each document with whether it is a validation document."""
+        if self.read_val is not None:
+            yield from ((doc, False) for doc in self.documents())
+            yield from ((doc.strip(), True) for doc in self.read_val() if doc.strip())
+            return
         for i, doc in enumerate(self.documents()):
             yield doc, self.is_val(i)
 
@@ -179,6 +186,35 @@ def _text(cfg: DataConfig) -> Source:
     path = Path(cfg.path).expanduser()
     if not path.exists():
         raise UserError(f"data.path={path} does not exist; point data.path at {FORMATS_HINT}")
+    read, hash_files = _text_files(path, cfg)
+    read_val = None
+    hash_content = hash_files
+    if cfg.val_path:
+        val = Path(cfg.val_path).expanduser()
+        if not val.exists():
+            raise UserError(
+                f"data.val_path={val} does not exist; point it at {FORMATS_HINT}, or drop it "
+                "to hold out data.val_frac of data.path"
+            )
+        read_val, hash_val = _text_files(val, cfg)
+
+        def hash_content() -> str:
+            return hashlib.sha256(f"{hash_files()}/val:{hash_val()}".encode()).hexdigest()
+
+    return Source(
+        describe=f"data.path={path}" + (f" with data.val_path={cfg.val_path}" if read_val else ""),
+        read=read,
+        is_val=lambda i: is_validation(cfg.split_seed, i, cfg.val_frac),
+        hash_content=hash_content,
+        split_hint="data.val_path" if read_val else "data.val_frac",
+        read_val=read_val,
+    )
+
+
+def _text_files(
+    path: Path, cfg: DataConfig
+) -> tuple[Callable[[], Iterator[str]], Callable[[], str]]:
+    """The documents of a file or folder of shards, and the fingerprint of their text."""
     files, kind = _corpus_files(path)
     reader = _READERS[kind]
 
@@ -196,13 +232,7 @@ def _text(cfg: DataConfig) -> Source:
             _hash_file(file, digest, check_text=kind != ".parquet")
         return digest.hexdigest()
 
-    return Source(
-        describe=f"data.path={path}",
-        read=read,
-        is_val=lambda i: is_validation(cfg.split_seed, i, cfg.val_frac),
-        hash_content=hash_content,
-        split_hint="data.val_frac",
-    )
+    return read, hash_content
 
 
 def _not_text(file: Path, why: str) -> UserError:
@@ -376,29 +406,65 @@ _READERS: dict[str, Callable[[Path, DataConfig], Iterator[str]]] = {
 def _hf(cfg: DataConfig) -> Source:
     """``datasets.load_dataset(name, config, split=split)``, through the library's own cache;
     ``name`` may be a local folder of data files the library can load."""
-    dataset = _load_hf(cfg)
+    where = f"data.name={cfg.name}"
+    read = _hf_reader(_load_hf(cfg), cfg, where)
+    read_val = None
+    own = _own_validation(cfg)
+    if own is not None:
+        read_val = _hf_reader(own, cfg, f"{where} validation split")
+
+    def hash_content() -> str:
+        parts = [_hash_documents(read())]
+        if read_val is not None:
+            parts.append(_hash_documents(read_val()))
+        return hashlib.sha256("/val:".join(parts).encode()).hexdigest()
+
+    return Source(
+        describe=where + (" with its validation split" if read_val else ""),
+        read=read,
+        is_val=lambda i: is_validation(cfg.split_seed, i, cfg.val_frac),
+        hash_content=hash_content,
+        split_hint="data.val_split=none" if read_val else "data.val_frac",
+        read_val=read_val,
+    )
+
+
+# The split a hub dataset keeps for validation, by the convention the hub's datasets follow.
+HF_VALIDATION_SPLIT = "validation"
+
+
+def _own_validation(cfg: DataConfig) -> Any:
+    """The dataset's own validation split, when data.val_split asks for it and it exists."""
+    if cfg.val_split == "none" or cfg.split == HF_VALIDATION_SPLIT:
+        return None
+    wanted = HF_VALIDATION_SPLIT if cfg.val_split == "auto" else cfg.val_split
+    try:
+        return hub.load(cfg.name, cfg.config, split=wanted)
+    except Exception as err:  # noqa: BLE001 - auto: no such split means re-split train
+        if cfg.val_split == "auto":
+            return None
+        raise UserError(
+            f"data.name={cfg.name} data.val_split={cfg.val_split}: the split could not be "
+            f"loaded ({one_line(err)}); name one of the dataset's splits, or "
+            "data.val_split=none to hold out data.val_frac of data.split"
+        ) from None
+
+
+def _hf_reader(dataset: Any, cfg: DataConfig, where: str) -> Callable[[], Iterator[str]]:
     field = cfg.text_field
     columns = list(dataset.column_names)
     if field not in columns:
         raise UserError(
-            f"data.name={cfg.name} has no column {field!r}; set data.text_field to one of: "
-            f"{', '.join(columns)}"
+            f"{where} has no column {field!r}; set data.text_field to one of: {', '.join(columns)}"
         )
     column = dataset.select_columns([field])
-    where = f"data.name={cfg.name}"
 
     def read() -> Iterator[str]:
         for batch in column.iter(batch_size=_HF_BATCH):
             for value in batch[field]:
                 yield _text_value(value, where, field, columns)
 
-    return Source(
-        describe=where,
-        read=read,
-        is_val=lambda i: is_validation(cfg.split_seed, i, cfg.val_frac),
-        hash_content=lambda: _hash_documents(read()),
-        split_hint="data.val_frac",
-    )
+    return read
 
 
 def _load_hf(cfg: DataConfig) -> Any:
