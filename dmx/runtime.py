@@ -80,7 +80,7 @@ def build_trainer(
         # Pretraining only (fine-tuning has its own schedule): whole batches counted as ints.
         val_check_interval=_interval(config.trainer.val_check_interval)
         if max_epochs is None
-        else 1.0,
+        else None,
         accumulate_grad_batches=config.trainer.accumulate_grad_batches if max_epochs is None else 1,
         logger=logger or False,
         callbacks=callbacks,
@@ -96,8 +96,11 @@ def build_trainer(
     )
 
 
-def _interval(value: float) -> float | int:
-    """Lightning reads an int as a number of batches and a float as a fraction of an epoch."""
+def _interval(value: float) -> float | int | None:
+    """Lightning reads an int as a number of batches and a float as a fraction of an epoch;
+    None is its default, the epoch's end (1.0 given explicitly makes it say so at start)."""
+    if value == 1:
+        return None
     return int(value) if value > 1 else float(value)
 
 
