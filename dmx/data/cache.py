@@ -316,17 +316,25 @@ def _check_split(source: Source, counts: dict[bool, int]) -> None:
         )
 
 
+def _compact(n: float) -> str:
+    """1234567 as 1.2M: a progress line has to fit 80 columns."""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= size:
+            return f"{n / size:.1f}{suffix}"
+    return f"{n:.0f}"
+
+
 def _progress(description: str, unit: str) -> Any:
     """A rich progress bar counting ``unit`` (tokens, documents) and their rate per second,
     on stderr when it is a terminal (a log file gets the final rate instead)."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
+        MofNCompleteColumn,
         Progress,
         ProgressColumn,
-        SpinnerColumn,
         TextColumn,
-        TimeElapsedColumn,
+        TimeRemainingColumn,
     )
     from rich.text import Text
 
@@ -334,15 +342,21 @@ def _progress(description: str, unit: str) -> Any:
         def render(self, task: Any) -> Text:
             elapsed = task.elapsed or 0.0
             rate = task.completed / elapsed if elapsed > 0 else 0.0
-            return Text(f"{rate:,.0f} {unit}/s")
+            return Text(f"{_compact(rate)} {unit}/s")
+
+    class Tokens(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            made = task.fields.get("tokens")
+            return Text(f"{_compact(made)} tokens" if made is not None else "")
 
     return Progress(
-        SpinnerColumn(),
         TextColumn(description),
-        BarColumn(),
-        TextColumn(f"{{task.completed:,.0f}} {unit}"),
+        BarColumn(bar_width=16),
+        MofNCompleteColumn(),  # done/total, "?" while the total is unknown
+        TextColumn(unit),
+        Tokens(),
         Rate(),
-        TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=Console(stderr=True),
         transient=True,
         disable=not sys.stderr.isatty(),
@@ -355,7 +369,11 @@ def _build(cfg: DataConfig, source: Source, folder: Path, fp: str) -> None:
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / META).unlink(missing_ok=True)  # the old files are about to be replaced
-    tokenizer = load_tokenizer(cfg.tokenizer) if cfg.tokenizer else _train(cfg, source)
+    documents = None  # known once the tokenizer's pass has counted them
+    if cfg.tokenizer:
+        tokenizer = load_tokenizer(cfg.tokenizer)
+    else:
+        tokenizer, documents = _train(cfg, source)
     vocab_size = tokenizer.get_vocab_size()
     # "[SEP]" typed in a document is text, not a separator: special tokens come only from
     # dmx (the setting is not saved with the tokenizer).
@@ -363,7 +381,7 @@ def _build(cfg: DataConfig, source: Source, folder: Path, fp: str) -> None:
     dtype = np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.int32)
     writers = {val: _StreamWriter(folder, _SPLIT_OF[val], dtype) for val in (False, True)}
     try:
-        tokens, seconds = _tokenize(cfg, source, tokenizer, writers)
+        tokens, seconds = _tokenize(cfg, source, tokenizer, writers, documents)
         if cfg.tokenizer:
             _check_split(source, {val: writer.docs for val, writer in writers.items()})
         for writer in writers.values():
@@ -393,12 +411,13 @@ def _build(cfg: DataConfig, source: Source, folder: Path, fp: str) -> None:
     log.info("corpus: built %s into %s", meta["splits"], folder)
 
 
-def _train(cfg: DataConfig, source: Source) -> Tokenizer:
-    """A BPE tokenizer trained on the training split only, with a progress count."""
+def _train(cfg: DataConfig, source: Source) -> tuple[Tokenizer, int]:
+    """A BPE tokenizer trained on the training split only, with a progress count; returns
+    it and the number of documents of both splits (the next pass's total)."""
     started = time.perf_counter()
     counts = {False: 0, True: 0}
-    with _progress(f"training a tokenizer on {cfg.name}", "documents") as progress:
-        task = progress.add_task("train", total=None)
+    with _progress(f"training a tokenizer on {cfg.name}", "docs") as progress:
+        task = progress.add_task("train", total=source.documents_hint)
 
         def counted_train_documents() -> Iterator[str]:
             for doc, val in source.split():
@@ -416,17 +435,23 @@ def _train(cfg: DataConfig, source: Source) -> Tokenizer:
         counts[False],
         time.perf_counter() - started,
     )
-    return tokenizer
+    return tokenizer, counts[False] + counts[True]
 
 
 def _tokenize(
-    cfg: DataConfig, source: Source, tokenizer: Tokenizer, writers: dict[bool, _StreamWriter]
+    cfg: DataConfig,
+    source: Source,
+    tokenizer: Tokenizer,
+    writers: dict[bool, _StreamWriter],
+    documents: int | None,
 ) -> tuple[int, float]:
-    """Every document into its split's stream, in batches; returns (tokens, seconds)."""
+    """Every document into its split's stream, in batches; returns (tokens, seconds). The
+    progress counts documents against ``documents`` when the tokenizer's pass counted them
+    (so it shows how far along it is and the time left), and the tokens so far."""
     started = time.perf_counter()
     tokens = 0
-    with _progress(f"tokenizing {cfg.name}", "tokens") as progress:
-        task = progress.add_task("tokenize", total=None)
+    with _progress(f"tokenizing {cfg.name}", "docs") as progress:
+        task = progress.add_task("tokenize", total=documents, tokens=0)
         for batch in _batches(source.split()):
             docs = [doc for doc, _ in batch]
             encodings = tokenizer.encode_batch(docs, add_special_tokens=False)
@@ -434,5 +459,5 @@ def _tokenize(
                 writer.add([e for e, (_, v) in zip(encodings, batch, strict=True) if v == val])
             added = sum(len(e.ids) for e in encodings)
             tokens += added
-            progress.update(task, advance=added)
+            progress.update(task, advance=len(batch), tokens=tokens)
     return tokens, time.perf_counter() - started

@@ -77,6 +77,9 @@ class Source:
     # A validation set of its own (data.val_path, a hub dataset's validation split): then
     # every document of ``read`` trains and ``is_val`` is not used.
     read_val: Callable[[], Iterator[str]] | None = None
+    # How many documents there are, when known without reading them (a progress bar's
+    # total before the first pass); None otherwise.
+    documents_hint: int | None = None
 
     def documents(self) -> Iterator[str]:
         """Every non-blank document, stripped, in the source's order."""
@@ -135,6 +138,7 @@ def _embedded(cfg: DataConfig) -> Source:
         is_val=lambda i: i >= n_train,
         hash_content=lambda: _hash_documents(read()),
         split_hint="data.val_docs",
+        documents_hint=cfg.n_docs,
     )
 
 
