@@ -33,7 +33,6 @@ from typing import Any
 
 from dmx.config import DataConfig
 from dmx.data import embedded as generator
-from dmx.data import hub
 from dmx.errors import UserError, one_line
 from dmx.masking.keyed import base_hash
 
@@ -49,7 +48,6 @@ FORMATS_HINT = (
 SPLIT_STREAM = 0x5B1
 _READ_CHUNK = 1 << 20
 _PARQUET_BATCH = 4096
-_HF_BATCH = 1000
 
 
 def is_validation(split_seed: int, index: int, val_frac: float) -> bool:
@@ -108,11 +106,13 @@ def open_source(cfg: DataConfig) -> Source:
     if cfg.source == "text":
         return _text(cfg)
     if cfg.source == "hf":
-        return _hf(cfg)
+        from dmx.data.hub_source import hub_source  # the datasets library, only when asked
+
+        return hub_source(cfg)
     raise UserError(f"data.source must be one of embedded, text, hf; got {cfg.source!r}")
 
 
-def _hash_documents(docs: Iterator[str]) -> str:
+def hash_documents(docs: Iterator[str]) -> str:
     """sha256 over the documents, each length-prefixed, so no two lists hash alike."""
     digest = hashlib.sha256()
     for doc in docs:
@@ -136,7 +136,7 @@ def _embedded(cfg: DataConfig) -> Source:
         describe=f"the embedded corpus (corpus_seed={cfg.corpus_seed}, n_docs={cfg.n_docs})",
         read=read,
         is_val=lambda i: i >= n_train,
-        hash_content=lambda: _hash_documents(read()),
+        hash_content=lambda: hash_documents(read()),
         split_hint="data.val_docs",
         documents_hint=cfg.n_docs,
     )
@@ -315,7 +315,7 @@ def _read_txt(file: Path, cfg: DataConfig) -> Iterator[str]:
             yield "\n".join(lines)
 
 
-def _text_value(value: Any, where: str, field: str, available: list[str]) -> str:
+def text_value(value: Any, where: str, field: str, available: list[str]) -> str:
     """A field's value as a document: None is an empty document, text is itself, anything
     else is a sign that data.text_field names the wrong field."""
     if value is None or isinstance(value, str):
@@ -349,7 +349,7 @@ def _read_jsonl(file: Path, cfg: DataConfig) -> Iterator[str]:
                     f"{file} line {number} has no field {field!r}; set data.text_field to one "
                     f"of: {', '.join(record) or '(none)'}"
                 )
-            yield _text_value(record[field], f"{file} line {number}", field, list(record))
+            yield text_value(record[field], f"{file} line {number}", field, list(record))
 
 
 def _read_delimited(file: Path, cfg: DataConfig) -> Iterator[str]:
@@ -392,7 +392,7 @@ def _read_parquet(file: Path, cfg: DataConfig) -> Iterator[str]:
         )
     for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH, columns=[field]):
         for value in batch.column(0).to_pylist():
-            yield _text_value(value, str(file), field, names)
+            yield text_value(value, str(file), field, names)
 
 
 _READERS: dict[str, Callable[[Path, DataConfig], Iterator[str]]] = {
@@ -402,94 +402,3 @@ _READERS: dict[str, Callable[[Path, DataConfig], Iterator[str]]] = {
     ".tsv": _read_delimited,
     ".parquet": _read_parquet,
 }
-
-
-# --- HuggingFace datasets -----------------------------------------------------------------
-
-
-def _hf(cfg: DataConfig) -> Source:
-    """``datasets.load_dataset(name, config, split=split)``, through the library's own cache;
-    ``name`` may be a local folder of data files the library can load."""
-    where = f"data.name={cfg.name}"
-    read = _hf_reader(_load_hf(cfg), cfg, where)
-    read_val = None
-    own = _own_validation(cfg)
-    if own is not None:
-        read_val = _hf_reader(own, cfg, f"{where} validation split")
-
-    def hash_content() -> str:
-        parts = [_hash_documents(read())]
-        if read_val is not None:
-            parts.append(_hash_documents(read_val()))
-        return hashlib.sha256("/val:".join(parts).encode()).hexdigest()
-
-    return Source(
-        describe=where + (" with its validation split" if read_val else ""),
-        read=read,
-        is_val=lambda i: is_validation(cfg.split_seed, i, cfg.val_frac),
-        hash_content=hash_content,
-        split_hint="data.val_split=none" if read_val else "data.val_frac",
-        read_val=read_val,
-    )
-
-
-# The split a hub dataset keeps for validation, by the convention the hub's datasets follow.
-HF_VALIDATION_SPLIT = "validation"
-
-
-def _own_validation(cfg: DataConfig) -> Any:
-    """The dataset's own validation split, when data.val_split asks for it and it exists."""
-    if cfg.val_split == "none" or cfg.split == HF_VALIDATION_SPLIT:
-        return None
-    wanted = HF_VALIDATION_SPLIT if cfg.val_split == "auto" else cfg.val_split
-    try:
-        return hub.load(cfg.name, cfg.config, split=wanted)
-    except Exception as err:  # noqa: BLE001 - auto: no such split means re-split train
-        if cfg.val_split == "auto":
-            return None
-        raise UserError(
-            f"data.name={cfg.name} data.val_split={cfg.val_split}: the split could not be "
-            f"loaded ({one_line(err)}); name one of the dataset's splits, or "
-            "data.val_split=none to hold out data.val_frac of data.split"
-        ) from None
-
-
-def _hf_reader(dataset: Any, cfg: DataConfig, where: str) -> Callable[[], Iterator[str]]:
-    field = cfg.text_field
-    columns = list(dataset.column_names)
-    if field not in columns:
-        raise UserError(
-            f"{where} has no column {field!r}; set data.text_field to one of: {', '.join(columns)}"
-        )
-    column = dataset.select_columns([field])
-
-    def read() -> Iterator[str]:
-        for batch in column.iter(batch_size=_HF_BATCH):
-            for value in batch[field]:
-                yield _text_value(value, where, field, columns)
-
-    return read
-
-
-def _load_hf(cfg: DataConfig) -> Any:
-    if not hub.installed():
-        raise UserError(
-            "data=hf needs the datasets library: pip install 'datasets>=2.19'; or read local "
-            "files with data=text data.path=PATH"
-        )
-    try:
-        return hub.load(cfg.name, cfg.config, split=cfg.split)
-    except Exception as err:
-        # No network and nothing cached: the library raises ConnectionError (OfflineMode,
-        # LocalEntryNotFound...). Anything else (a wrong name, config or split) says why.
-        why = (
-            "no network and not in the HuggingFace cache"
-            if isinstance(err, ConnectionError)
-            else one_line(err)
-        )
-        raise UserError(
-            f"data.name={cfg.name}"
-            + (f" data.config={cfg.config}" if cfg.config else "")
-            + f" data.split={cfg.split}: the dataset could not be loaded ({why}); load it "
-            "once with a network, or read local files with data=text data.path=PATH"
-        ) from None
