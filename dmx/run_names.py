@@ -31,18 +31,15 @@ def swept_keys() -> list[str]:
         return []
     from hydra.core.hydra_config import HydraConfig
 
-    from dmx.validate import overrides_parser
+    from dmx.validate import multirun_overrides
 
-    hydra_cfg = HydraConfig.get()
     try:
-        parent = OmegaConf.load(Path(hydra_cfg.sweep.dir) / "multirun.yaml")
-        task = [str(o) for o in parent.hydra.overrides.task]
-        params = parent.hydra.sweeper.get("params") or {}
+        parent = OmegaConf.load(Path(HydraConfig.get().sweep.dir) / "multirun.yaml")
+        parsed = multirun_overrides(parent)
     except (OSError, ValueError, AttributeError):
         return []
-    texts = [*task, *(f"{k}={v}" for k, v in params.items())]
     keys = []
-    for override in overrides_parser().parse_overrides(texts):
+    for override in parsed:
         key = override.get_key_element().lstrip("+~")
         if override.is_sweep_override() and key.split(".")[0].split("/")[0] not in NOT_A_CELL:
             keys.append(key)

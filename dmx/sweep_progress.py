@@ -29,14 +29,10 @@ LOG_FILE = "sweep.log"
 def grid_size(config: DictConfig) -> int | None:
     """How many runs a multirun's config asks for: the product of its sweeps' lengths (the
     command line's and the preset's sweeper params), as Hydra's basic sweeper counts."""
-    from dmx.validate import overrides_parser
+    from dmx.validate import multirun_overrides
 
     try:
-        task = [str(o) for o in config.hydra.overrides.task]
-        params = config.hydra.sweeper.get("params") or {}
-        parsed = overrides_parser().parse_overrides(
-            [*(f"{k}={v}" for k, v in params.items()), *task]
-        )
+        parsed = multirun_overrides(config)
     except Exception:  # noqa: BLE001 - a progress line is never worth a failed sweep
         return None
     lengths: dict[str, int] = {}

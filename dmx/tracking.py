@@ -9,6 +9,7 @@ source of truth.
 
 from __future__ import annotations
 
+import json
 import logging
 import netrc
 import os
@@ -25,13 +26,25 @@ log = logging.getLogger("dmx")
 
 
 def has_credentials() -> bool:
+    """Whether W&B has an API key: WANDB_API_KEY, a ``wandb login`` (its session file or
+    netrc entry for the configured host), or W&B's settings; asked the way wandb.api.api_key
+    asks, without its deprecation warning."""
     if os.environ.get("WANDB_API_KEY"):
         return True
     try:
-        hosts = netrc.netrc(os.environ.get("NETRC")).hosts
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
-    return any("wandb" in host for host in hosts)
+        from wandb.sdk import wandb_setup
+        from wandb.sdk.lib import wbauth
+
+        settings = wandb_setup.singleton().settings
+        host = settings.base_url
+        found = wbauth.session_credentials(host=host) or wbauth.read_netrc_auth(host=host)
+        return bool(found or settings.api_key)
+    except Exception:  # noqa: BLE001 - wandb moved its internals: any netrc entry for W&B
+        try:
+            hosts = netrc.netrc(os.environ.get("NETRC")).hosts
+        except (FileNotFoundError, netrc.NetrcParseError, OSError):
+            return False
+        return any("wandb" in host for host in hosts)
 
 
 def resolve_mode(requested: str) -> str:
@@ -81,6 +94,7 @@ def in_sweep() -> bool:
 # runs of any batch size, sequence length or device count compare.
 STEP_METRICS = {"train/*": "train/tokens_seen", "val/*": "val/tokens_seen"}
 JOB_TYPE = "pretrain"
+FINETUNE_JOB_TYPE = "finetune"
 
 
 def make_logger(
@@ -97,7 +111,6 @@ def make_logger(
     mode = resolve_mode(config.logger.mode)
     if mode == "disabled":
         return None
-    import wandb
     from lightning.pytorch.loggers import WandbLogger
 
     tags = list(
@@ -120,7 +133,7 @@ def make_logger(
             mode=attempt,
             id=run_id,
             resume="allow" if run_id else None,
-            settings=wandb.Settings(init_timeout=config.logger.init_timeout_s, silent=True),
+            settings=_settings(config),
         )
         try:
             run = logger.experiment  # starts the W&B run now, so a failure is caught here
@@ -140,3 +153,69 @@ def make_logger(
                 one_line(err),
             )
     raise AssertionError("unreachable")
+
+
+def _settings(config: Config) -> Any:
+    import wandb
+
+    return wandb.Settings(init_timeout=config.logger.init_timeout_s, silent=True)
+
+
+def log_finetuning(config: Config, run_dir: Path, metrics: dict[str, Any]) -> str | None:
+    """``dmx finetune``'s W&B run (job type finetune) in the pretraining run's group, so a
+    cell's pretraining and its later fine-tunings sit together: every protocol cell the run
+    folder holds as a table, the reported figures in the summary. Returns its mode (None
+    when W&B is off)."""
+    if config.logger.name == "none":
+        return None
+    mode = resolve_mode(config.logger.mode)
+    if mode == "disabled":
+        return None
+    import wandb
+
+    from dmx.runs import FINETUNE_DIR
+
+    strategy = metrics.get("mask_strategy", "?")
+    group = metrics.get("wandb_group") or f"{config.experiment_name}/{strategy}"
+    name = metrics.get("wandb_name") or f"{strategy}-s{config.seed}"
+    cells = sorted((run_dir / FINETUNE_DIR).glob("*/*.json"))
+    records = [json.loads(path.read_text()) for path in cells]
+    figures = sorted({k for r in records for k in r.get("best", {})})
+    table = wandb.Table(columns=["task", "lr", "seed", "best_epoch", *figures])
+    for r in records:
+        best = r.get("best", {})
+        table.add_data(
+            r["task"], r["lr"], r["seed"], r["best_epoch"], *(best.get(k) for k in figures)
+        )
+    options: dict[str, Any] = dict(
+        project=config.logger.project,
+        entity=config.logger.entity,
+        name=f"{name}-finetune",
+        group=group,
+        job_type=FINETUNE_JOB_TYPE,
+        tags=list(dict.fromkeys([config.experiment_name, strategy, config.model.name])),
+        config={
+            "finetune": OmegaConf.to_container(OmegaConf.structured(config.finetune)),
+            "pretrain_run": metrics.get("wandb_id"),
+            "run_dir": str(run_dir),
+        },
+        dir=str(run_dir),
+        reinit="create_new",  # dmx finetune on a sweep makes one W&B run per run folder
+        settings=_settings(config),
+    )
+    for attempt in dict.fromkeys([mode, "offline"]):
+        try:
+            run = wandb.init(mode=attempt, **options)
+            break
+        except Exception as err:
+            if attempt == "offline":
+                raise
+            log.warning("W&B online start failed (%s); logging offline instead", one_line(err))
+    run.log({"cells": table})
+    for key, value in metrics.items():
+        if key.startswith(("finetune_", "glue_")) and isinstance(value, (int, float, str)):
+            run.summary[key] = value
+    run.finish()
+    if attempt == "offline":
+        log.info("W&B fine-tuning run saved offline; upload it with: dmx sync %s", run_dir)
+    return attempt

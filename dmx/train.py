@@ -153,7 +153,8 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
             names = run_names(config, strategy)
             logger = make_logger(config, run_dir, strategy, names, run_id=wandb_id)
         if logger is not None:
-            folder.write_summary(wandb_id=logger.run_id)
+            group, name = names
+            folder.write_summary(wandb_id=logger.run_id, wandb_group=group, wandb_name=name)
         if not encoder_kept:
             if config.trainer.max_epochs > 0:
                 pretrain(config, data, model, folder, logger, run_dir, previous)
@@ -294,7 +295,10 @@ def add_finetuning(config: Config, run_dir: Path) -> dict[str, Any]:
         scores, _ = finetune_all(config, encoder, labelled, run_dir)
         metrics.update(scores)
         write_json(run_dir / METRICS_FILE, metrics)
-        return metrics
+    from dmx.tracking import log_finetuning  # W&B is imported only when a run needs it
+
+    log_finetuning(config, run_dir, metrics)
+    return metrics
 
 
 __all__ = ["RunFolderInUse", "add_finetuning", "pretrain", "train"]

@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
@@ -137,6 +138,16 @@ def overrides_parser() -> OverridesParser:
 
     search_path = create_config_search_path(f"pkg://{CONFIG_MODULE}")
     return OverridesParser.create(config_loader=ConfigLoaderImpl(config_search_path=search_path))
+
+
+def multirun_overrides(multirun: Any) -> list[Override]:
+    """The overrides of a multirun's config (a sweep's multirun.yaml, or its live config), in
+    Hydra's basic sweeper's order: the preset's ``hydra.sweeper.params``, then the command
+    line's, so a key given in both takes the command line's values. Raises what Hydra's
+    parser raises, or AttributeError on a config that is not a multirun's."""
+    params = multirun.hydra.sweeper.get("params") or {}
+    task = [str(o) for o in multirun.hydra.overrides.task]
+    return overrides_parser().parse_overrides([*(f"{k}={v}" for k, v in params.items()), *task])
 
 
 def sweep_values(override: Override, text: str) -> list[str]:

@@ -27,6 +27,7 @@ from hydra.errors import HydraException, OverrideParseException
 from dmx.errors import UserError, exception_line
 from dmx.overrides import is_override, override_key, override_value
 from dmx.runs import atomic_write_text
+from dmx.tracking import has_credentials
 from dmx.validate import compose_config, overrides_parser
 
 SPEC_FILE = "wandb_sweep.yaml"
@@ -175,28 +176,7 @@ def can_register() -> bool:
     """W&B can take the sweep now: online (WANDB_MODE unset or online) with an API key."""
     if os.environ.get("WANDB_MODE", "online") not in ("", "online"):
         return False
-    return _has_api_key()
-
-
-def _has_api_key() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        # What wandb.api.api_key looks up, without its deprecation warning.
-        from wandb.sdk import wandb_setup
-        from wandb.sdk.lib import wbauth
-
-        settings = wandb_setup.singleton().settings
-        host = settings.base_url
-        found = wbauth.session_credentials(host=host) or wbauth.read_netrc_auth(host=host)
-        return bool(found or settings.api_key)
-    except Exception:  # wandb moved its internals: ask the public (deprecated) way
-        import wandb
-
-        try:
-            return bool(wandb.api.api_key)
-        except Exception:
-            return False
+    return has_credentials()
 
 
 def _scrub(text: str) -> str:

@@ -15,11 +15,11 @@ import re
 import shutil
 import subprocess
 import sys
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from dmx.errors import UserError
+from dmx.net import unreachable
 from dmx.tracking import has_credentials
 
 FOLDER = re.compile(r"offline-run-(\d{8}_\d{6})-(\w+)$")
@@ -81,14 +81,8 @@ def check_can_upload() -> None:
             "nothing was uploaded"
         )
     base = os.environ.get("WANDB_BASE_URL", DEFAULT_BASE_URL)
-    try:
-        request = urllib.request.Request(base, method="HEAD")
-        with urllib.request.urlopen(request, timeout=PROBE_TIMEOUT_S):
-            pass
-    except urllib.error.HTTPError:
-        pass  # the server answered: reachable
-    except (OSError, ValueError) as err:
-        reason = getattr(err, "reason", err)
+    reason = unreachable(base, PROBE_TIMEOUT_S)
+    if reason is not None:
         raise UserError(
             f"cannot reach W&B at {base} ({reason}); nothing was uploaded; run dmx sync "
             "again when online"

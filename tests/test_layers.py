@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent / "dmx"
 LAYERS: list[tuple[str, ...]] = [
     # Leaves: no dmx imports at all (torch at most).
     ("dmx.choices", "dmx.fields", "dmx.errors", "dmx.overrides", "dmx.allocator", "dmx.hardware"),
+    # Leaves of the console and the network: rich, the standard library.
+    ("dmx.progress", "dmx.net"),
     # Signals and per-process sums: the standard library and torch only.
     ("dmx.stops", "dmx.shares"),
     # What a run computes, each knowing only the leaves: keyed masks (torch only), the

@@ -5,6 +5,7 @@ keys and x axis, the summary; and `dmx sync`, which uploads a folder's offline r
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import threading
 from collections import Counter
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import run_dmx, tiny
+from helpers import run_dmx, tiny, train_run
 from helpers.wandb_records import read_run
 from typer.testing import CliRunner
 
@@ -63,6 +64,25 @@ def test_a_sweep_logs_each_cell_as_one_group_and_prints_one_upload_command(
     lines = (result.stdout + result.stderr).splitlines()
     assert "W&B: 4 run(s) saved offline; upload them with: dmx sync sweep" in lines
     assert not any("wandb sync" in line for line in lines)
+
+
+@pytest.mark.slow
+def test_dmx_finetune_logs_a_finetune_run_in_the_pretraining_runs_group(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    pretrained = train_run(run, "logger=wandb", "trainer.max_epochs=1")
+    task = ["finetune=embedded", "finetune.n_train=32", "finetune.n_dev=16", "finetune.epochs=1"]
+    task += ["finetune.lrs=[5e-4]", "finetune.seeds=[0]"]
+    result = CliRunner().invoke(app, ["finetune", str(run), *task])
+    assert result.exit_code == 0, result.output
+    runs = {r.job_type: r for r in map(read_run, sorted(run.rglob("offline-run-*/*.wandb")))}
+    assert set(runs) == {"pretrain", "finetune"}
+    pre, ft = runs["pretrain"], runs["finetune"]
+    assert pre.run_id == pretrained["wandb_id"]
+    assert pretrained["wandb_group"] == pre.group == ft.group
+    assert ft.name == f"{pretrained['wandb_name']}-finetune"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert ft.summary["finetune_acc"] == metrics["finetune_acc"]
+    assert "cells/_type" in ft.history_keys  # the protocol's cells as a table
 
 
 def _offline_run(run_dir: Path, stamp: str, run_id: str) -> Path:

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import re
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
+from dmx import progress
 from dmx.config import DataConfig
 from dmx.data.sources import Source
 from dmx.data.tokenizer import (
@@ -316,53 +316,6 @@ def _check_split(source: Source, counts: dict[bool, int]) -> None:
         )
 
 
-def _compact(n: float) -> str:
-    """1234567 as 1.2M: a progress line has to fit 80 columns."""
-    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if n >= size:
-            return f"{n / size:.1f}{suffix}"
-    return f"{n:.0f}"
-
-
-def _progress(description: str, unit: str) -> Any:
-    """A rich progress bar counting ``unit`` (tokens, documents) and their rate per second,
-    on stderr when it is a terminal (a log file gets the final rate instead)."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
-    class Rate(ProgressColumn):
-        def render(self, task: Any) -> Text:
-            elapsed = task.elapsed or 0.0
-            rate = task.completed / elapsed if elapsed > 0 else 0.0
-            return Text(f"{_compact(rate)} {unit}/s")
-
-    class Tokens(ProgressColumn):
-        def render(self, task: Any) -> Text:
-            made = task.fields.get("tokens")
-            return Text(f"{_compact(made)} tokens" if made is not None else "")
-
-    return Progress(
-        TextColumn(description),
-        BarColumn(bar_width=16),
-        MofNCompleteColumn(),  # done/total, "?" while the total is unknown
-        TextColumn(unit),
-        Tokens(),
-        Rate(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-        disable=not sys.stderr.isatty(),
-    )
-
-
 def _build(cfg: DataConfig, source: Source, folder: Path, fp: str) -> None:
     """Tokenize ``source`` into ``folder``: the tokenizer, the two splits' streams, and
     meta.json last, so a folder without meta.json is an unfinished build."""
@@ -416,18 +369,27 @@ def _train(cfg: DataConfig, source: Source) -> tuple[Tokenizer, int]:
     it and the number of documents of both splits (the next pass's total)."""
     started = time.perf_counter()
     counts = {False: 0, True: 0}
-    with _progress(f"training a tokenizer on {cfg.name}", "docs") as progress:
-        task = progress.add_task("train", total=source.documents_hint)
+    # The documents' total is known once this pass has counted them; before it, the text's
+    # size in bytes is (a file's), and the pass measures its progress by that.
+    by_bytes = source.documents_hint is None and bool(source.text_bytes)
+    total = source.text_bytes if by_bytes else source.documents_hint
+    read = 0
+    with progress.bar(f"training a tokenizer on {cfg.name}", "B" if by_bytes else "docs") as shown:
+        task = shown.add_task("train", total=total)
 
         def counted_train_documents() -> Iterator[str]:
+            nonlocal read
             for doc, val in source.split():
                 counts[val] += 1
+                if by_bytes:
+                    read += len(doc.encode("utf-8")) + 1  # the separator the reader dropped
                 if not val:
                     yield doc
                 if (counts[False] + counts[True]) % 1000 == 0:
-                    progress.update(task, completed=counts[False] + counts[True])
+                    shown.update(task, completed=read if by_bytes else sum(counts.values()))
 
         tokenizer = train_tokenizer(counted_train_documents(), cfg.vocab_size)
+        shown.update(task, completed=total)
     _check_split(source, counts)
     log.info(
         "corpus: trained a %d-token BPE tokenizer on %d documents in %.1f s",
@@ -450,8 +412,8 @@ def _tokenize(
     (so it shows how far along it is and the time left), and the tokens so far."""
     started = time.perf_counter()
     tokens = 0
-    with _progress(f"tokenizing {cfg.name}", "docs") as progress:
-        task = progress.add_task("tokenize", total=documents, tokens=0)
+    with progress.bar(f"tokenizing {cfg.name}", "docs") as shown:
+        task = shown.add_task("tokenize", total=documents, tokens=0)
         for batch in _batches(source.split()):
             docs = [doc for doc, _ in batch]
             encodings = tokenizer.encode_batch(docs, add_special_tokens=False)
@@ -459,5 +421,5 @@ def _tokenize(
                 writer.add([e for e, (_, v) in zip(encodings, batch, strict=True) if v == val])
             added = sum(len(e.ids) for e in encodings)
             tokens += added
-            progress.update(task, advance=len(batch), tokens=tokens)
+            shown.update(task, advance=len(batch), tokens=tokens)
     return tokens, time.perf_counter() - started

@@ -15,12 +15,12 @@ machine without the hub should hear so at once. So :func:`load` asks in three st
 from __future__ import annotations
 
 import importlib.util
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from dmx.net import unreachable
 
 PROBE_TIMEOUT_S = 3.0
 
@@ -62,14 +62,7 @@ def endpoint() -> str:
 def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
     """Whether the hub answers a HEAD request within ``timeout`` seconds (any HTTP answer,
     an error status included, proves the network is there)."""
-    request = urllib.request.Request(endpoint(), method="HEAD")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except (OSError, ValueError):  # URLError, timeouts, refused connections, a bad URL
-        return False
+    return unreachable(endpoint(), timeout) is None
 
 
 @contextmanager

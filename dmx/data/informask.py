@@ -27,6 +27,8 @@ Where dmx departs, and why:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from dmx.data.corpus_weights import MAX_TOKENS, document_of, neighbour_pairs
@@ -79,10 +81,13 @@ def informask_rates(
     prob: float,
     window: int = 5,
     samples: int = 10,
+    step: Callable[..., None] = lambda name, total=None: None,
 ) -> np.ndarray:
     """Each id's masking rate: the share of its occurrences in the training rows ``spans``
-    (start, end in the stream) that sample-and-score masked."""
+    (start, end in the stream) that sample-and-score masked. ``step(name, total=)`` is
+    told each stage as it begins (a progress display)."""
     spans = [(a, b) for a, b in spans if b <= MAX_TOKENS]
+    step("neighbour PMI", total=1 + -(-len(spans) // ROWS_PER_BATCH))
     end = max((b for _, b in spans), default=0)
     stream = np.asarray(ids[:end], dtype=np.int64)
     scores = relevance(stream, offsets, vocab_size, window)
@@ -91,6 +96,7 @@ def informask_rates(
     rng = np.random.default_rng(SEED)
     for first in range(0, len(spans), ROWS_PER_BATCH):
         batch = spans[first : first + ROWS_PER_BATCH]
+        step(f"scoring rows {first + 1}-{first + len(batch)}")
         length = max(b - a for a, b in batch)
         rows = np.zeros((len(batch), length), dtype=np.int64)  # padded with [PAD], id 0
         row_scores = np.zeros((len(batch), length))

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from dmx.data.tokenizer import N_SPECIAL
+from dmx.progress import Stages
 from dmx.runs import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -160,11 +161,20 @@ def _segmentations(n: int) -> list[list[tuple[int, int]]]:
     return out
 
 
+def _no_progress(name: str) -> None:
+    pass
+
+
 def collocations(
-    ids: np.ndarray, starts: np.ndarray, settings: PMISettings
+    ids: np.ndarray,
+    starts: np.ndarray,
+    settings: PMISettings,
+    step: Callable[[str], None] = _no_progress,
 ) -> tuple[dict[int, np.ndarray], list[Collocation]]:
     """The masking vocabulary of a token stream: per length n, the sorted hashes of the kept
-    n-grams (what :func:`segment` matches), and the kept n-grams ranked, for reading."""
+    n-grams (what :func:`segment` matches), and the kept n-grams ranked, for reading.
+    ``step`` is told each stage's name as it begins (a progress display)."""
+    step("counting n-grams")
     words = _words(ids, starts)
     hashes, valid = _ngram_hashes(words, settings.ngram_max)
     counts = [None] + [_Counts(hashes[n], valid[n]) for n in range(1, settings.ngram_max + 1)]
@@ -173,6 +183,7 @@ def collocations(
     vocab: dict[int, np.ndarray] = {}
     kept: list[Collocation] = []
     for n in lengths:
+        step(f"scoring {n}-grams")
         table = counts[n]
         assert table is not None
         frequent = np.flatnonzero(table.counts >= settings.min_count)
@@ -209,7 +220,12 @@ def collocations(
     return vocab, kept
 
 
-def segment(ids: np.ndarray, starts: np.ndarray, vocab: dict[int, np.ndarray]) -> np.ndarray:
+def segment(
+    ids: np.ndarray,
+    starts: np.ndarray,
+    vocab: dict[int, np.ndarray],
+    step: Callable[[str], None] = _no_progress,
+) -> np.ndarray:
     """uint8 per token, 1 where a masking unit begins: the vocabulary's n-grams, longest
     first and then left to right, never overlapping; every other word is its own unit."""
     words = _words(ids, starts)
@@ -218,6 +234,7 @@ def segment(ids: np.ndarray, starts: np.ndarray, vocab: dict[int, np.ndarray]) -
     covered = np.zeros(len(words.ids), dtype=bool)
     unit_start = np.ones(len(words.ids), dtype=bool)
     for n in sorted(vocab, reverse=True):
+        step(f"marking {n}-gram units")
         matches = np.flatnonzero(valid[n] & np.isin(hashes[n], vocab[n]))
         # Only matches whose words are all still free can be taken; a taken match covers
         # later ones, so the scan is in order (matches are sparse: a loop over them only).
@@ -263,8 +280,10 @@ def load_or_build_units(
         except (OSError, ValueError):
             pass  # incomplete or corrupt: build it again
     started = time.perf_counter()
-    vocab, kept = collocations(ids, starts, settings)
-    units = segment(ids, starts, vocab)
+    lengths = [n for n in _LENGTH_SHARES if n <= settings.ngram_max]
+    with Stages("PMI units", total=1 + 2 * len(lengths)) as stages:
+        vocab, kept = collocations(ids, starts, settings, stages.step)
+        units = segment(ids, starts, vocab, stages.step)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".units.{os.getpid()}.npy"
     np.save(tmp, units)

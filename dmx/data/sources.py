@@ -24,6 +24,7 @@ import csv
 import gzip
 import hashlib
 import json
+import os
 import sys
 import zlib
 from collections.abc import Callable, Iterator
@@ -78,6 +79,9 @@ class Source:
     # How many documents there are, when known without reading them (a progress bar's
     # total before the first pass); None otherwise.
     documents_hint: int | None = None
+    # The text's size in bytes (both splits), when the files tell it without reading them:
+    # the tokenizer's pass, which counts the documents, measures its progress by it.
+    text_bytes: int | None = None
 
     def documents(self) -> Iterator[str]:
         """Every non-blank document, stripped, in the source's order."""
@@ -190,7 +194,7 @@ def _text(cfg: DataConfig) -> Source:
     path = Path(cfg.path).expanduser()
     if not path.exists():
         raise UserError(f"data.path={path} does not exist; point data.path at {FORMATS_HINT}")
-    read, hash_files = _text_files(path, cfg)
+    read, hash_files, size = _text_files(path, cfg)
     read_val = None
     hash_content = hash_files
     if cfg.val_path:
@@ -200,7 +204,8 @@ def _text(cfg: DataConfig) -> Source:
                 f"data.val_path={val} does not exist; point it at {FORMATS_HINT}, or drop it "
                 "to hold out data.val_frac of data.path"
             )
-        read_val, hash_val = _text_files(val, cfg)
+        read_val, hash_val, val_size = _text_files(val, cfg)
+        size = None if size is None or val_size is None else size + val_size
 
         def hash_content() -> str:
             return hashlib.sha256(f"{hash_files()}/val:{hash_val()}".encode()).hexdigest()
@@ -212,15 +217,18 @@ def _text(cfg: DataConfig) -> Source:
         hash_content=hash_content,
         split_hint="data.val_path" if read_val else "data.val_frac",
         read_val=read_val,
+        text_bytes=size,
     )
 
 
 def _text_files(
     path: Path, cfg: DataConfig
-) -> tuple[Callable[[], Iterator[str]], Callable[[], str]]:
-    """The documents of a file or folder of shards, and the fingerprint of their text."""
+) -> tuple[Callable[[], Iterator[str]], Callable[[], str], int | None]:
+    """The documents of a file or folder of shards, the fingerprint of their text, and the
+    text's size in bytes (None for parquet, whose bytes are not the text)."""
     files, kind = _corpus_files(path)
     reader = _READERS[kind]
+    size = None if kind == ".parquet" else sum(_text_size(file) for file in files)
 
     def read() -> Iterator[str]:
         for file in files:
@@ -236,7 +244,20 @@ def _text_files(
             _hash_file(file, digest, check_text=kind != ".parquet")
         return digest.hexdigest()
 
-    return read, hash_content
+    return read, hash_content, size
+
+
+def _text_size(file: Path) -> int:
+    """A file's text size: its own, or a gzip file's uncompressed size from its trailer
+    (modulo 4 GiB, as gzip records it; only a progress bar's total depends on it)."""
+    try:
+        if not _gzipped(file):
+            return file.stat().st_size
+        with file.open("rb") as f:
+            f.seek(-4, os.SEEK_END)
+            return int.from_bytes(f.read(4), "little")
+    except OSError:
+        return 0  # unreadable or too short: the read that follows says why, in one line
 
 
 def _not_text(file: Path, why: str) -> UserError:

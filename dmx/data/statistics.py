@@ -21,6 +21,7 @@ from dmx.data.informask import informask_rates
 from dmx.data.pmi import PMISettings, load_or_build_units
 from dmx.masking.adaptive import AdaptiveRates
 from dmx.masking.weights import expected_rate, normalise
+from dmx.progress import Stages
 
 log = logging.getLogger(__name__)
 
@@ -47,34 +48,38 @@ def corpus_statistics(corpus: Corpus, mask: Any) -> CorpusStatistics:
         )
     if mask.weighting == "uniform":
         return out
-    counts = token_counts(stream.ids, vocab)
+    counts = token_counts(stream.ids, vocab)  # one bincount, quick
     freq = torch.from_numpy(counts)
     if mask.weighting in ("loss", "amlm"):
         out.adaptive = AdaptiveRates.from_config(mask, freq)
         return out
-    if mask.weighting == "informask":
-        spans = _rows_up_to(corpus, MAX_TOKENS)
-        rates = informask_rates(
-            stream.ids,
-            stream.offsets,
-            spans,
-            vocab,
-            mask.prob,
-            mask.corpus_window,
-            mask.informask_samples,
-        )
-        # The masker selects token v at rate x weight[v]: at mask.prob, InforMask's rate.
-        out.weights = torch.from_numpy(rates / mask.prob).to(torch.float32)
-    else:
-        raw = corpus_weights(
-            stream.ids,
-            stream.offsets,
-            vocab,
-            mask.corpus_weight_by,
-            mask.corpus_window,
-            counts=counts,
-        )
-        out.weights = normalise(torch.from_numpy(raw), freq, mask.weight_min, mask.weight_max)
+    # InforMask tells its number of steps (its batches of rows) once it has the rows.
+    with Stages(f"{mask.weighting} weights", total=1) as stages:
+        if mask.weighting == "informask":
+            spans = _rows_up_to(corpus, MAX_TOKENS)
+            rates = informask_rates(
+                stream.ids,
+                stream.offsets,
+                spans,
+                vocab,
+                mask.prob,
+                mask.corpus_window,
+                mask.informask_samples,
+                step=stages.step,
+            )
+            # The masker selects token v at rate x weight[v]: at mask.prob, InforMask's rate.
+            out.weights = torch.from_numpy(rates / mask.prob).to(torch.float32)
+        else:
+            stages.step(mask.corpus_weight_by.replace("_", " "))
+            raw = corpus_weights(
+                stream.ids,
+                stream.offsets,
+                vocab,
+                mask.corpus_weight_by,
+                mask.corpus_window,
+                counts=counts,
+            )
+            out.weights = normalise(torch.from_numpy(raw), freq, mask.weight_min, mask.weight_max)
     seen = freq > 0
     log.info(
         "%s masking: per-id rates from %.3f to %.3f, expected rate %.4f",
