@@ -12,14 +12,18 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 
 from dmx.bench.results import PHASES
 from dmx.config import Config
 from dmx.data.datamodule import MLMDataModule
 from dmx.errors import UserError
 from dmx.hardware import synchronize
+from dmx.masking.attention_masks import combine
 from dmx.model import EncoderShape, MaskedLM
 from dmx.optim import build_optimizer, lr_lambda
+
+IGNORE = -100  # the label cross-entropy skips: HuggingFace's convention
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -105,6 +109,20 @@ class DmxStep(Step):
         return out.loss_sum / out.count.clamp_min(1)
 
 
+class DmxFullHeadStep(DmxStep):
+    """dmx's step with its head scoring every position, as BertForMaskedLM's does, and the
+    loss over the masked ones: HuggingFace's FLOPs per token, so its speed against
+    HuggingFace's is the implementation's alone, without the sparse head's gain."""
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        model, padding = self.module.model, batch["attention_mask"]
+        allowed = self.module.pattern.allowed(padding.shape[1], padding.device, self.step)
+        hidden, _ = model.encode(batch["input_ids"], padding, combine(allowed, padding))
+        logits = F.linear(model.head_transform(hidden), model.tok.weight, model.head_bias)
+        targets = torch.where(batch["selected"], batch["labels"], IGNORE)
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
+
+
 class HFStep(Step):
     """HuggingFace's BertForMaskedLM fed by its own collator, from the same token rows."""
 
@@ -141,7 +159,9 @@ class StepClock(L.Callback):
         self.ends.append(time.perf_counter())
 
 
-def hf_model(config: Config, vocab_size: int) -> torch.nn.Module:
+def hf_model(config: Config, vocab_size: int, attention: str = "sdpa") -> torch.nn.Module:
+    """BertForMaskedLM at dmx's shape with ``attention`` (sdpa or eager), initialised from
+    one seed, so the two attention implementations start from the same weights."""
     try:
         from transformers import BertConfig, BertForMaskedLM
     except ImportError:
@@ -157,7 +177,7 @@ def hf_model(config: Config, vocab_size: int) -> torch.nn.Module:
         # The same regularisation as dmx's model, so both do the same work per step.
         hidden_dropout_prob=model_cfg.dropout,
         attention_probs_dropout_prob=model_cfg.attn_dropout,
-        attn_implementation="sdpa",
+        attn_implementation=attention,
     )
     torch.manual_seed(0)
     return BertForMaskedLM(hf_config)

@@ -34,8 +34,25 @@ import lightning as L
 import torch
 
 from dmx.allocator import keep_freed_memory
-from dmx.bench.engines import DmxStep, HFStep, Step, StepClock, hf_flops_per_token, hf_model
-from dmx.bench.results import DMX_LOOP, DMX_STEP, HF_STEP, PHASES, BenchResult, EngineResult
+from dmx.bench.engines import (
+    DmxFullHeadStep,
+    DmxStep,
+    HFStep,
+    Step,
+    StepClock,
+    hf_flops_per_token,
+    hf_model,
+)
+from dmx.bench.results import (
+    DMX_FULL_HEAD,
+    DMX_LOOP,
+    DMX_STEP,
+    HF_EAGER,
+    HF_SDPA,
+    PHASES,
+    BenchResult,
+    EngineResult,
+)
 from dmx.choices import BENCH_PRECISIONS
 from dmx.config import Config
 from dmx.data.datamodule import MLMDataModule
@@ -122,7 +139,9 @@ def bench_model(
     if loop:
         bench.add_loop()
     if vs_hf:
-        bench.add_hf()
+        bench.add_dmx_step(full_head=True)
+        bench.add_hf("sdpa", HF_SDPA)
+        bench.add_hf("eager", HF_EAGER)
     for r in range(rounds):
         for label in bench.engines:
             say(f"round {r + 1}/{rounds}: {label}")
@@ -203,17 +222,21 @@ class _Bench:
 
         return run
 
-    def add_dmx_step(self) -> None:
+    def add_dmx_step(self, full_head: bool = False) -> None:
+        """dmx's bare step; ``full_head``: with the head at every position (HF's FLOPs)."""
         from dmx.tasks import MLMModule
 
         config, total = self.config, self.warmup + self.steps
         model = self._model()
         module = MLMModule(model, config.optim, config.attention, seed=config.seed)
-        step = DmxStep(module, self.data, config, self.device, total)
+        kind = DmxFullHeadStep if full_head else DmxStep
+        step = kind(module, self.data, config, self.device, total)
         step.precision = self.precision
-        flops = model.flops_per_token(config.data.seq_len, config.mask.prob)
-        self.results[DMX_STEP] = EngineResult(DMX_STEP, self.tokens, flops)
-        self.engines[DMX_STEP] = self._steps(step)
+        rate = 1.0 if full_head else config.mask.prob
+        flops = model.flops_per_token(config.data.seq_len, rate)
+        label = DMX_FULL_HEAD if full_head else DMX_STEP
+        self.results[label] = EngineResult(label, self.tokens, flops)
+        self.engines[label] = self._steps(step)
 
     def add_loop(self) -> None:
         """The real Lightning loop, at the same shape, into a throwaway folder."""
@@ -238,8 +261,8 @@ class _Bench:
 
         self.engines[DMX_LOOP] = run
 
-    def add_hf(self) -> None:
-        """BertForMaskedLM fed by its collator, from the same token rows."""
+    def add_hf(self, attention: str, label: str) -> None:
+        """BertForMaskedLM with ``attention`` fed by its collator, from the same token rows."""
         from dmx.bench.masking import hf_collator
 
         config, corpus = self.config, self.data.corpus
@@ -249,11 +272,12 @@ class _Bench:
         n_rows = min(len(corpus.train) // batch, total) * batch
         rows = [{"input_ids": corpus.train[i][0]} for i in range(n_rows)]
         chunks = [rows[i : i + batch] for i in range(0, n_rows, batch)]
-        step = HFStep(hf_model(config, self.vocab), collator, chunks, config, self.device, total)
+        model = hf_model(config, self.vocab, attention)
+        step = HFStep(model, collator, chunks, config, self.device, total)
         step.precision = self.precision
         flops = hf_flops_per_token(config, self.vocab, config.data.seq_len)
-        self.results[HF_STEP] = EngineResult(HF_STEP, self.tokens, flops)
-        self.engines[HF_STEP] = self._steps(step)
+        self.results[label] = EngineResult(label, self.tokens, flops)
+        self.engines[label] = self._steps(step)
 
 
 def _loop_config(config: Config, precision: str, total: int) -> Config:

@@ -9,7 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PHASES = ("data", "forward", "backward", "optimizer")
-DMX_STEP, DMX_LOOP, HF_STEP = "dmx step", "dmx train loop", "HuggingFace"
+DMX_STEP, DMX_FULL_HEAD, DMX_LOOP = "dmx step", "dmx full head", "dmx train loop"
+# HuggingFace with each attention it offers: a user picks the faster (on a CPU in bf16,
+# SDPA's backward is a slow kernel and eager wins), so dmx is compared with the faster.
+HF_SDPA, HF_EAGER = "HF sdpa", "HF eager"
+HF_ENGINES = (HF_SDPA, HF_EAGER)
 
 
 @dataclass
@@ -54,9 +58,26 @@ class BenchResult:
         return engine.flops_per_s() / self.peak_flops
 
     @property
-    def ratio_vs_hf(self) -> float | None:
-        dmx, hf = self.engine(DMX_STEP), self.engine(HF_STEP)
+    def best_hf(self) -> EngineResult | None:
+        """HuggingFace at its best: the faster of its attention implementations."""
+        timed = [e for e in (self.engine(label) for label in HF_ENGINES) if e is not None]
+        return max(timed, key=lambda e: e.tokens_per_s, default=None)
+
+    def _vs_hf(self, label: str) -> float | None:
+        dmx, hf = self.engine(label), self.best_hf
         return None if dmx is None or hf is None else dmx.tokens_per_s / hf.tokens_per_s
+
+    @property
+    def ratio_vs_hf(self) -> float | None:
+        """dmx's step against HuggingFace at its best: implementation and algorithm (the
+        head scoring only the masked positions) together."""
+        return self._vs_hf(DMX_STEP)
+
+    @property
+    def impl_ratio_vs_hf(self) -> float | None:
+        """dmx with its head at every position (HuggingFace's FLOPs) against HuggingFace at
+        its best: the implementation alone."""
+        return self._vs_hf(DMX_FULL_HEAD)
 
     @property
     def loop_overhead(self) -> float | None:
@@ -117,9 +138,9 @@ def render(result: BenchResult) -> tuple[Any, list[str]]:
         f"({result.precision}); "
         f"FLOPs per token: dmx {result.engines[0].flops_per_token / 1e6:.1f}M"
         + (
-            f", HuggingFace (BertForMaskedLM with its collator) {hf.flops_per_token / 1e6:.1f}M "
-            "(its head scores every position)"
-            if (hf := result.engine(HF_STEP))
+            f", HuggingFace (BertForMaskedLM with its collator) and dmx full head "
+            f"{hf.flops_per_token / 1e6:.1f}M (their head scores every position)"
+            if (hf := result.best_hf)
             else ""
         )
     ]
@@ -127,6 +148,10 @@ def render(result: BenchResult) -> tuple[Any, list[str]]:
         lines.append(f"data and masking: {result.data_share:.1%} of the dmx step")
     if result.loop_overhead is not None:
         lines.append(f"dmx train loop overhead vs the bare step: {result.loop_overhead:+.1%}")
-    if result.ratio_vs_hf is not None:
-        lines.append(f"ratio_vs_hf={result.ratio_vs_hf:.2f}")
+    if (hf := result.best_hf) is not None and result.ratio_vs_hf is not None:
+        lines.append(f"HuggingFace at its best here: {hf.label}")
+        closing = f"ratio_vs_hf={result.ratio_vs_hf:.2f}"
+        if result.impl_ratio_vs_hf is not None:
+            closing += f" impl_ratio_vs_hf={result.impl_ratio_vs_hf:.2f}"
+        lines.append(closing)
     return table, lines
