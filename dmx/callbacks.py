@@ -50,13 +50,16 @@ class RunFolder(L.Callback):
         rank_zero: bool = True,
         every_n_steps: int = 0,
         keep: int = 2,
+        started: float | None = None,
         **facts: Any,
     ) -> None:
         # Under data parallelism only global rank 0 writes; the others keep the same state.
         self.run_dir, self.checkpoint, self.rank_zero = run_dir, checkpoint, rank_zero
         self.every_n_steps, self.keep = every_n_steps, keep
         self.history: list[dict[str, Any]] = []
-        self.started = time.perf_counter()
+        # When the run began (time.perf_counter()): wall_s and setup_s count from here.
+        self.started = time.perf_counter() if started is None else started
+        self._first_step = True  # setup_s is the time from the start to the first step
         self.train_s = 0.0  # training time of finished epochs, validation excluded
         self._epoch_start = self._epoch_train_s = 0.0
         self._epoch_offset = 0.0  # a resumed epoch's training time before the checkpoint
@@ -105,6 +108,9 @@ class RunFolder(L.Callback):
         self._epoch_train_s = self._epoch_offset_at_start
 
     def on_train_batch_start(self, *args: Any) -> None:
+        if self._first_step:  # the corpus read, the Trainer set up: the wait for step one
+            self._first_step = False
+            self.summary["setup_s"] = round(time.perf_counter() - self.started, 3)
         # Resumed mid-epoch, Lightning does not start the epoch again (no
         # on_train_epoch_start), and the loader's iterator was made again on the way here:
         # it draws a seed from torch's generator, as the uninterrupted run did before the

@@ -42,6 +42,8 @@ POOLINGS = ("cls", "mean")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
 BENCH_PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
+# Lightning's profilers, for impl.profiler (none: off).
+PROFILERS = ("none", "simple", "advanced", "pytorch")
 
 # logger and the run as a whole.
 LOGGERS = ("wandb", "none")

@@ -93,7 +93,20 @@ def build_trainer(
         num_sanity_val_steps=0,
         log_every_n_steps=10,
         default_root_dir=run_dir,
+        profiler=_profiler(impl.profiler, run_dir) if max_epochs is None else None,
     )
+
+
+def _profiler(name: str, run_dir: Path) -> Any:
+    """Lightning's profiler ``name`` writing fit-profile.txt into the run folder (None: off)."""
+    from lightning.pytorch import profilers
+
+    kinds = {
+        "simple": profilers.SimpleProfiler,
+        "advanced": profilers.AdvancedProfiler,
+        "pytorch": profilers.PyTorchProfiler,
+    }
+    return kinds[name](dirpath=run_dir, filename="profile") if name in kinds else None
 
 
 def _interval(value: float) -> float | int | None:

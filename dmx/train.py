@@ -14,6 +14,7 @@ pretraining, so the classifier is trained from the encoder's initialisation.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,6 +101,7 @@ def _holding(run_dir: Path, fix: str) -> Iterator[None]:
 
 
 def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
+    began = time.perf_counter()  # wall_s and setup_s (to the first step) count from here
     previous = previous_run(config, run_dir)
     if isinstance(previous, dict):  # finished: nothing to train
         log.info(
@@ -125,9 +127,9 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
     except (UserError, stops.Stop):  # a stop here has trained nothing: there is no run yet
         raise
     except BaseException as err:
-        _open_folder(config, run_dir, previous, rank_zero, fresh=not resumed).fail(err)
+        _open_folder(config, run_dir, previous, rank_zero, fresh=not resumed, began=began).fail(err)
         raise
-    folder = _open_folder(config, run_dir, previous, rank_zero, fresh=not resumed)
+    folder = _open_folder(config, run_dir, previous, rank_zero, fresh=not resumed, began=began)
     logger = None
     try:
         labelled = _record_data(config, data, tasks, folder)
@@ -178,7 +180,12 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
 
 
 def _open_folder(
-    config: Config, run_dir: Path, previous: Checkpoint | None, rank_zero: bool, fresh: bool
+    config: Config,
+    run_dir: Path,
+    previous: Checkpoint | None,
+    rank_zero: bool,
+    fresh: bool,
+    began: float,
 ) -> RunFolder:
     """The run-folder callback, after a fresh start has cleared the old attempt's files and
     the config is recorded (rank 0 only)."""
@@ -194,6 +201,7 @@ def _open_folder(
         rank_zero=rank_zero,
         every_n_steps=impl.checkpoint_every_n_steps,
         keep=impl.keep_checkpoints,
+        started=began,
     )
     folder.write_summary(resumed_from_step=previous.step if previous else 0)
     if previous:

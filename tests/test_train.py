@@ -29,9 +29,14 @@ def history(run: Path) -> list[dict[str, str]]:
 @pytest.mark.slow
 def test_train_writes_a_complete_run_folder(tmp_path: Path, cache_dir: Path) -> None:
     run = tmp_path / "run"
-    summary = train_run(run, "mask=dynamic")
+    summary = train_run(run, "mask=dynamic", "impl.profiler=simple")
     metrics = read_metrics(run)
     assert metrics == summary
+    # Where the time went: the wait for the first step, and Lightning's profile of the loop.
+    assert 0 < metrics["setup_s"] < metrics["wall_s"]
+    assert metrics["train_s"] < metrics["wall_s"]
+    profile = (run / "fit-profile.txt").read_text()
+    assert "run_training_batch" in profile and "MLMModule.optimizer_step" in profile
     assert metrics["status"] == "done" and metrics["error"] is None
     assert metrics["mask_strategy"] == "dynamic"
     assert metrics["seed"] == 0 and metrics["precision"] == "32-true"

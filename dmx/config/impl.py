@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dmx.choices import ACCELERATORS, LOGGER_MODES, LOGGERS, PRECISIONS
+from dmx.choices import ACCELERATORS, LOGGER_MODES, LOGGERS, PRECISIONS, PROFILERS
 from dmx.config.checks import check, check_choice
 
 
@@ -43,9 +43,14 @@ class ImplConfig:
     # config and seed give the same numbers where PyTorch allows it, at some cost in speed.
     # A CPU run is reproducible without it.
     deterministic: bool = False
+    # Lightning's profiler over pretraining (simple: time per hook and action; advanced:
+    # cProfile per action; pytorch: operator traces), written to the run folder as
+    # fit-profile.txt: where a step's time goes besides the model's arithmetic.
+    profiler: str = "none"
 
     def __post_init__(self) -> None:
         check_choice("impl.accelerator", self.accelerator, ACCELERATORS)
+        check_choice("impl.profiler", self.profiler, PROFILERS)
         check_choice("impl.precision", self.precision, PRECISIONS)
         check(self.num_workers >= 0, f"impl.num_workers must be >= 0, got {self.num_workers}")
         check(self.num_nodes >= 1, f"impl.num_nodes must be >= 1, got {self.num_nodes}")

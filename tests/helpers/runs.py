@@ -50,6 +50,7 @@ def tiny(*overrides: str) -> list[str]:
 # Figures that measure the machine, not the experiment: they differ between identical runs.
 TIMINGS = {
     "wall_s",
+    "setup_s",
     "train_s",
     "tokens_per_s",
     "peak_mem_mb",
