@@ -85,6 +85,7 @@ class RunFolder(L.Callback):
         device = pl_module.device
         self.summary["device"] = hardware.device_name(device)
         self.summary["precision"] = str(trainer.precision)
+        self.summary["threads"] = torch.get_num_threads()  # CPU threads (impl.threads)
         self.summary["peak_mem_kind"] = hardware.peak_memory_kind(device)
         self.summary["parameters"] = pl_module.model.num_parameters(non_embedding=False)
         self.write_summary()

@@ -9,6 +9,8 @@ import dataclasses
 import logging
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +97,20 @@ def build_trainer(
         default_root_dir=run_dir,
         profiler=_profiler(impl.profiler, run_dir) if max_epochs is None else None,
     )
+
+
+@contextmanager
+def using_threads(threads: int | None) -> Iterator[None]:
+    """torch's CPU threads for the block (None: torch's default, one per core), restored
+    after it: a sweep's runs in one process each get their own setting."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def _profiler(name: str, run_dir: Path) -> Any:

@@ -56,7 +56,7 @@ from dmx.runs import (
     read_metrics,
     write_json,
 )
-from dmx.runtime import build_trainer
+from dmx.runtime import build_trainer, using_threads
 from dmx.tasks import MLMModule
 
 log = logging.getLogger("dmx")
@@ -75,7 +75,8 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
     in it is touched.
     """
     keep_freed_memory()
-    with stops.catching():  # SIGTERM and Ctrl-C stop at a checkpoint (dmx.stops)
+    # SIGTERM and Ctrl-C stop at a checkpoint (dmx.stops)
+    with using_threads(config.impl.threads), stops.catching():
         if not is_rank_zero():  # a data-parallel worker: rank 0 holds the folder and writes it
             return _train(config, run_dir, rank_zero=False)
         elsewhere = "wait for it to finish or train into another folder (hydra.run.dir=...)"

@@ -497,6 +497,11 @@ MISTAKES: list[tuple[str, str]] = [
     ),
     # train: values out of range
     ("train data.batch_size=0", "data.batch_size must be >= 1, got 0"),
+    ("train impl.threads=0", "impl.threads must be >= 1 (or null: one per core), got 0"),
+    (
+        "train impl.profiler=fast",
+        "impl.profiler must be one of none, simple, advanced, pytorch; got 'fast'",
+    ),
     ("train mask=span mask.span_p=2", "mask.span_p must be in (0, 1], got 2.0"),
     ("train data.val_frac=1.5", "data.val_frac must be in (0, 1), got 1.5"),
     ("train optim.lr=-1", "optim.lr must be > 0, got -1.0"),

@@ -61,6 +61,13 @@ def test_train_writes_a_complete_run_folder(tmp_path: Path, cache_dir: Path) -> 
 
 
 @pytest.mark.slow
+def test_impl_threads_sets_the_runs_cpu_threads_and_restores_them(tmp_path: Path) -> None:
+    before = torch.get_num_threads()
+    metrics = train_run(tmp_path / "run", "impl.threads=1", "trainer.max_epochs=1")
+    assert metrics["threads"] == 1 and torch.get_num_threads() == before
+
+
+@pytest.mark.slow
 def test_same_config_and_seed_give_identical_results(tmp_path: Path) -> None:
     first = train_run(tmp_path / "a", "mask=static", "seed=3")
     second = train_run(tmp_path / "b", "mask=static", "seed=3")

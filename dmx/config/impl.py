@@ -47,10 +47,17 @@ class ImplConfig:
     # cProfile per action; pytorch: operator traces), written to the run folder as
     # fit-profile.txt: where a step's time goes besides the model's arithmetic.
     profiler: str = "none"
+    # CPU threads a run's torch uses (torch.set_num_threads); null: torch's default, one per
+    # core. Two runs at once on a 2-core machine (hydra/launcher=joblib) want 1 each.
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         check_choice("impl.accelerator", self.accelerator, ACCELERATORS)
         check_choice("impl.profiler", self.profiler, PROFILERS)
+        check(
+            self.threads is None or self.threads >= 1,
+            f"impl.threads must be >= 1 (or null: one per core), got {self.threads}",
+        )
         check_choice("impl.precision", self.precision, PRECISIONS)
         check(self.num_workers >= 0, f"impl.num_workers must be >= 0, got {self.num_workers}")
         check(self.num_nodes >= 1, f"impl.num_nodes must be >= 1, got {self.num_nodes}")
