@@ -20,7 +20,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dmx.choices import RENAMED_WEIGHTINGS
 from dmx.config import Config, to_config, unknown_key
@@ -197,9 +197,15 @@ def check_overrides(args: Sequence[str], *, multirun: bool) -> list[str]:
     base = [values[0] for values in choices]
     # Hydra's node, composed once: it checks the hydra.* settings against the launcher that
     # base chose, and tells where the runs will execute (a single run always runs here).
-    launcher = compose_config([*base, *settings], with_hydra=True).hydra.launcher
-    here = not multirun or launcher.get("_target_") in LOCAL_LAUNCHERS
-    compose_checked(base, devices=here)
+    composed = compose_config([*base, *settings], with_hydra=True)
+    here = not multirun or composed.hydra.launcher.get("_target_") in LOCAL_LAUNCHERS
+    # The same composition, without Hydra's node, is the first run's config: hydra.*
+    # settings change nothing else, so composing it again would only cost time.
+    with open_dict(composed):
+        del composed["hydra"]
+    first = to_config(composed)
+    if here:
+        check_devices(first)
     for i, values in enumerate(choices):
         for value in values[1:]:
             compose_checked([*base[:i], value, *base[i + 1 :]], devices=here)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import make_config, run_dmx, tiny, train_run
+from helpers import invoke_dmx, make_config, run_dmx, tiny, train_run
 
 from dmx import runs
 from dmx.data.sources import FORMATS_HINT
@@ -200,7 +200,7 @@ def test_a_bad_corpus_through_dmx_train_is_one_line_and_no_run_is_done(tmp_path:
     corpus = tmp_path / "latin1.txt"
     corpus.write_bytes("caf\u00e9 au lait\n\nune tarte\n".encode("latin-1"))
     run = tmp_path / "run"
-    result = run_dmx(
+    result = invoke_dmx(
         "train", *tiny(*text_corpus(corpus)), f"hydra.run.dir={run}", cwd=tmp_path, check=False
     )
     assert one_error_line(result) == (
@@ -210,7 +210,7 @@ def test_a_bad_corpus_through_dmx_train_is_one_line_and_no_run_is_done(tmp_path:
     assert not run.exists()  # a mistake leaves no run folder behind
     # The corrected command, in the same folder, trains (no resume=false needed).
     corpus.write_text("café au lait\n\nune tarte\n\n" * 20, encoding="utf-8")
-    run_dmx("train", *tiny(*text_corpus(corpus)), f"hydra.run.dir={run}", cwd=tmp_path)
+    invoke_dmx("train", *tiny(*text_corpus(corpus)), f"hydra.run.dir={run}", cwd=tmp_path)
     assert read_metrics(run)["status"] == "done"
 
 

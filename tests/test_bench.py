@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import run_dmx
+from helpers import invoke_dmx, run_dmx
 from typer.testing import CliRunner
 
 from dmx.bench.masking import STRATEGIES, Timing, bench_masking
@@ -189,7 +189,7 @@ def test_cli_ends_with_both_ratios_vs_hf(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_cli_refuses_an_unknown_precision(tmp_path: Path) -> None:
-    result = run_dmx("bench", "--precision", "fp8", *SHAPE, *SMALL, cwd=tmp_path, check=False)
+    result = invoke_dmx("bench", "--precision", "fp8", *SHAPE, *SMALL, cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert result.stderr.strip() == "dmx: error: --precision must be one of fp32, bf16; got 'fp8'"
 

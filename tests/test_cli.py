@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import DMX, TINY, run_dmx, tiny
+from helpers import DMX, TINY, invoke_dmx, run_dmx, tiny
 
 from dmx.runs import RunLock, read_metrics
 
@@ -41,7 +41,7 @@ from dmx.runs import RunLock, read_metrics
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     args: list[str], message: str, tmp_path: Path
 ) -> None:
-    result = run_dmx(*args, cwd=tmp_path, check=False)
+    result = invoke_dmx(*args, cwd=tmp_path, check=False)
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"dmx: error: {message}"), line
@@ -51,7 +51,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
 
 @pytest.mark.slow
 def test_cfg_job_prints_the_composed_config(tmp_path: Path) -> None:
-    result = run_dmx("train", "mask=dynamic", "impl.num_workers=2", "--cfg", "job", cwd=tmp_path)
+    result = invoke_dmx("train", "mask=dynamic", "impl.num_workers=2", "--cfg", "job", cwd=tmp_path)
     assert "  copies: null" in result.stdout.splitlines()
     assert "  num_workers: 2" in result.stdout.splitlines()
     assert list(tmp_path.iterdir()) == []
@@ -69,7 +69,7 @@ def test_version_and_help_show_examples(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_default_sweep_is_static_vs_dynamic_over_three_seeds(tmp_path: Path) -> None:
-    result = run_dmx("sweep", "--cfg", "hydra", "-p", "hydra.sweeper.params", cwd=tmp_path)
+    result = invoke_dmx("sweep", "--cfg", "hydra", "-p", "hydra.sweeper.params", cwd=tmp_path)
     lines = [line for line in result.stdout.splitlines() if not line.startswith("#")]
     assert lines == ["mask: static,dynamic", "seed: 0,1,2"]
 
@@ -157,7 +157,7 @@ def test_a_run_killed_by_sigkill_is_reported_unfinished(tmp_path: Path) -> None:
 def test_training_into_a_busy_folder_exits_2_with_one_line(tmp_path: Path) -> None:
     run = tmp_path / "busy"
     with RunLock(run):
-        result = run_dmx("train", *TINY, f"hydra.run.dir={run}", cwd=tmp_path, check=False)
+        result = invoke_dmx("train", *TINY, f"hydra.run.dir={run}", cwd=tmp_path, check=False)
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line == (

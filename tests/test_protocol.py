@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
-from helpers import make_config, run_dmx, train_run
+from helpers import invoke_dmx, make_config, run_dmx, train_run
 from omegaconf import OmegaConf
 
 from dmx.errors import UserError
@@ -262,7 +262,7 @@ def test_dmx_finetune_refuses_what_it_cannot_do_in_one_line(tmp_path: Path) -> N
     ]
     (run / "finetune").mkdir()
     for args, message in cases:
-        result = run_dmx("finetune", *args, cwd=tmp_path, check=False)
+        result = invoke_dmx("finetune", *args, cwd=tmp_path, check=False)
         assert result.returncode == 2, args
         assert result.stderr.startswith("dmx: error: ") and message in result.stderr, args
         assert result.stderr.count("\n") == 1, result.stderr

@@ -28,6 +28,7 @@ class ImplConfig:
     # auto: bf16 mixed precision on a GPU that has it, fp32 on the CPU.
     precision: str = "auto"
     num_workers: int = 0
+    # A progress bar on a terminal (never in a log file or a pipe).
     progress_bar: bool = True
     # Tokenized corpora are cached here (null: $DMX_CACHE_DIR, else ~/.cache/dmx).
     cache_dir: str | None = None

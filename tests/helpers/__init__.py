@@ -5,7 +5,16 @@ from ``conftest``.
 """
 
 from helpers.glue_files import glue_folder, write
-from helpers.runs import DMX, TIMINGS, TINY, make_config, run_dmx, tiny, train_run
+from helpers.runs import (
+    DMX,
+    TIMINGS,
+    TINY,
+    invoke_dmx,
+    make_config,
+    run_dmx,
+    tiny,
+    train_run,
+)
 
 __all__ = [
     "DMX",
@@ -13,6 +22,7 @@ __all__ = [
     "TINY",
     "glue_folder",
     "make_config",
+    "invoke_dmx",
     "run_dmx",
     "tiny",
     "train_run",

@@ -7,6 +7,7 @@ Hydra's compose API (the same path ``dmx train`` takes), shrinks it, and the tes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -72,6 +73,28 @@ def train_run(run_dir: Path, *overrides: str) -> dict[str, Any]:
     from dmx.train import train
 
     return train(make_config(*overrides), run_dir)
+
+
+def invoke_dmx(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`dmx ARGS` from ``cwd`` in this process (typer's runner), answered as :func:`run_dmx`
+    answers: exit code, stdout, stderr. For a command that needs no process of its own (no
+    signal, no log line asserted): a new interpreter costs 10 s of imports."""
+    from typer.testing import CliRunner
+
+    from dmx.cli import app
+
+    with contextlib.chdir(cwd):
+        outcome = CliRunner().invoke(app, list(args), prog_name="dmx")
+    if outcome.exception is not None and not isinstance(outcome.exception, SystemExit):
+        raise outcome.exception
+    result = subprocess.CompletedProcess(
+        ["dmx", *args], outcome.exit_code, outcome.stdout, outcome.stderr
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"dmx {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
+    return result
 
 
 def run_dmx(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
