@@ -4,6 +4,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+# Test processes (pytest-xdist): one per core; each computes on one thread (tests/conftest.py).
+TEST_WORKERS ?= auto
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -26,12 +28,12 @@ demo: install
 	$(BIN)/dmx sweep experiment=static_vs_dynamic --per-seed
 
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 # Everything but the tests marked slow (those that train or start processes for more than a
 # few seconds): under a minute on 2 cores.
 test-fast: lint
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 lint: install
 	$(BIN)/ruff check .

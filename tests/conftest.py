@@ -6,11 +6,18 @@ The helpers the test files share (the shrunk config, in-process training, the in
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Under pytest-xdist (make test runs one worker per core) each worker, and every process it
+# starts, computes on one thread: two workers with a thread per core each would fight over
+# the cores. Set before anything imports torch, which reads it once.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(scope="session")
