@@ -69,12 +69,13 @@ def build_trainer(
     run stays short end to end."""
     quiet_lightning()
     impl = config.impl
-    # On a terminal only: piped into a log, a bar is redraws nobody reads, and rich's bar
-    # cost 4 s of a 68 s demo run there. One bar, reset each epoch (leave=True built a new
-    # live display per epoch: 0.1 s each); history.csv and the log keep every epoch.
+    # On a terminal only: piped into a log, a bar is redraws nobody reads. Lightning's tqdm
+    # bar redraws when told (every 5 batches); its rich bar redraws from a thread 5 times a
+    # second and built a live display per epoch, which cost a demo run 4 s in a log file
+    # and 6 s on a terminal (docs/performance.md).
     bar = impl.progress_bar and sys.stderr.isatty()
     if bar:
-        callbacks.append(L.pytorch.callbacks.RichProgressBar(refresh_rate=5, leave=False))
+        callbacks.append(L.pytorch.callbacks.TQDMProgressBar(refresh_rate=5))
     return L.Trainer(
         accelerator=impl.accelerator,
         devices=impl.devices,
