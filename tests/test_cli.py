@@ -253,3 +253,19 @@ def test_the_progress_line_counts_the_grid_and_estimates_the_time_left(tmp_path:
     assert line(1, progress(tmp_path / "empty", 6, started)) == (
         "sweep: run 1 of 6 (0 done, 0 failed, 6 left)"
     )
+
+
+@pytest.mark.slow
+def test_impl_threads_leaves_the_run_folders_names_alone(tmp_path: Path) -> None:
+    """How many threads a run used changes its speed, not which run it is: a sweep run two at
+    a time with a thread each fills the same folders as one run at a time."""
+    names = []
+    for extra in ([], ["impl.threads=1"]):
+        folder = tmp_path / f"sweep{len(extra)}"
+        args = tiny("trainer.max_epochs=1", "mask=static,dynamic", "seed=0", *extra)
+        invoke_dmx("sweep", *args, f"hydra.sweep.dir={folder}", cwd=tmp_path)
+        names.append(sorted(p.parent.name for p in folder.rglob("metrics.json")))
+        assert len(names[-1]) == 2
+    assert names[0] == names[1]
+    ran = [read_metrics(p.parent)["threads"] for p in (tmp_path / "sweep1").rglob("metrics.json")]
+    assert ran == [1, 1]
