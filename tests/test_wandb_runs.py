@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import run_dmx, tiny, train_run
+from helpers import invoke_dmx, tiny, train_run
 from helpers.wandb_records import read_run
 from typer.testing import CliRunner
 
@@ -26,7 +26,7 @@ def test_a_sweep_logs_each_cell_as_one_group_and_prints_one_upload_command(
     tmp_path: Path,
 ) -> None:
     args = tiny("logger=wandb", "mask=static,dynamic", "seed=0,1", "hydra.sweep.dir=sweep")
-    result = run_dmx("sweep", *args, cwd=tmp_path)
+    result = invoke_dmx("sweep", *args, cwd=tmp_path)
     logs = sorted((tmp_path / "sweep").rglob("offline-run-*/*.wandb"))
     assert len(logs) == 4
     runs = [read_run(log) for log in logs]
