@@ -27,9 +27,14 @@ def _console() -> Any:
     return Console(stderr=True)
 
 
-def _shown() -> bool:
-    """Drawn on a terminal only: a log file or a pipe gets the closing log line instead."""
+def on_terminal() -> bool:
+    """Whether stderr is a terminal: progress is drawn there only, and a log file or a pipe
+    gets the closing log line instead (the training loop's bar follows the same rule)."""
     return sys.stderr.isatty()
+
+
+def no_steps(name: str, total: int | None = None) -> None:
+    """The ``step`` callback of a computation run without a display (see :class:`Stages`)."""
 
 
 def bar(description: str, unit: str) -> Any:
@@ -70,7 +75,7 @@ def bar(description: str, unit: str) -> Any:
         TimeRemainingColumn(),
         console=_console(),
         transient=True,
-        disable=not _shown(),
+        disable=not on_terminal(),
     )
 
 
@@ -94,7 +99,7 @@ class Stages:
             TimeRemainingColumn(),
             console=_console(),
             transient=True,
-            disable=not _shown(),
+            disable=not on_terminal(),
         )
         self._task = self._progress.add_task(description, total=total, now="")
         self._started = False
@@ -124,4 +129,4 @@ class Stages:
         self._progress.__exit__(kind, error, trace)
 
 
-__all__ = ["Stages", "bar", "compact"]
+__all__ = ["Stages", "bar", "compact", "no_steps", "on_terminal"]

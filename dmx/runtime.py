@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ import torch
 
 from dmx.config import Config, ImplConfig
 from dmx.errors import UserError
+from dmx.progress import on_terminal
 
 log = logging.getLogger("dmx")
 
@@ -73,7 +73,7 @@ def build_trainer(
     # bar redraws when told (every 5 batches); its rich bar redraws from a thread 5 times a
     # second and built a live display per epoch, which cost a demo run 4 s in a log file
     # and 6 s on a terminal (docs/performance.md).
-    bar = impl.progress_bar and sys.stderr.isatty()
+    bar = impl.progress_bar and on_terminal()
     if bar:
         callbacks.append(L.pytorch.callbacks.TQDMProgressBar(refresh_rate=5))
     return L.Trainer(

@@ -161,16 +161,15 @@ def _settings(config: Config) -> Any:
     return wandb.Settings(init_timeout=config.logger.init_timeout_s, silent=True)
 
 
-def log_finetuning(config: Config, run_dir: Path, metrics: dict[str, Any]) -> str | None:
+def log_finetuning(config: Config, run_dir: Path, metrics: dict[str, Any]) -> None:
     """``dmx finetune``'s W&B run (job type finetune) in the pretraining run's group, so a
     cell's pretraining and its later fine-tunings sit together: every protocol cell the run
-    folder holds as a table, the reported figures in the summary. Returns its mode (None
-    when W&B is off)."""
+    folder holds as a table, the reported figures in the summary."""
     if config.logger.name == "none":
-        return None
+        return
     mode = resolve_mode(config.logger.mode)
     if mode == "disabled":
-        return None
+        return
     import wandb
 
     from dmx.runs import FINETUNE_DIR
@@ -203,19 +202,29 @@ def log_finetuning(config: Config, run_dir: Path, metrics: dict[str, Any]) -> st
         reinit="create_new",  # dmx finetune on a sweep makes one W&B run per run folder
         settings=_settings(config),
     )
-    for attempt in dict.fromkeys([mode, "offline"]):
-        try:
-            run = wandb.init(mode=attempt, **options)
-            break
-        except Exception as err:
-            if attempt == "offline":
-                raise
-            log.warning("W&B online start failed (%s); logging offline instead", one_line(err))
+    run = start_run(mode, "the fine-tuning run", **options)
+    offline = run.settings.mode == "offline"
     run.log({"cells": table})
     for key, value in metrics.items():
         if key.startswith(("finetune_", "glue_")) and isinstance(value, (int, float, str)):
             run.summary[key] = value
     run.finish()
-    if attempt == "offline":
+    if offline:
         log.info("W&B fine-tuning run saved offline; upload it with: dmx sync %s", run_dir)
-    return attempt
+
+
+def start_run(mode: str, what: str, **options: Any) -> Any:
+    """``wandb.init`` in ``mode``, or offline when the online start fails (no network, a bad
+    key): one warning line naming ``what`` is logged offline, never a hang past the
+    settings' init timeout. For runs dmx starts itself (fine-tuning, the report); a
+    training run starts through Lightning's logger (:func:`make_logger`)."""
+    import wandb
+
+    for attempt in dict.fromkeys([mode, "offline"]):
+        try:
+            return wandb.init(mode=attempt, **options)
+        except Exception as err:
+            if attempt == "offline":
+                raise
+            log.warning("W&B online start failed (%s); logging %s offline", one_line(err), what)
+    raise AssertionError("unreachable")

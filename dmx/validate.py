@@ -107,7 +107,13 @@ def compose_checked(overrides: Sequence[str], *, devices: bool = True) -> Config
     ``devices`` also checks that the GPUs asked for are visible here; off when the runs
     execute on other machines.
     """
-    config = to_config(compose_config(overrides))
+    return _checked(compose_config(overrides), devices=devices)
+
+
+def _checked(composed: DictConfig, *, devices: bool = True) -> Config:
+    """A composed config (without Hydra's node) as checked dataclasses; ``devices`` as in
+    :func:`compose_checked`."""
+    config = to_config(composed)
     if devices:
         check_devices(config)
     return config
@@ -203,9 +209,7 @@ def check_overrides(args: Sequence[str], *, multirun: bool) -> list[str]:
     # settings change nothing else, so composing it again would only cost time.
     with open_dict(composed):
         del composed["hydra"]
-    first = to_config(composed)
-    if here:
-        check_devices(first)
+    _checked(composed, devices=here)
     for i, values in enumerate(choices):
         for value in values[1:]:
             compose_checked([*base[:i], value, *base[i + 1 :]], devices=here)

@@ -30,7 +30,7 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=80, color_system=None)
     monkeypatch.setattr(progress, "_console", lambda: console)
-    monkeypatch.setattr(progress, "_shown", lambda: True)
+    monkeypatch.setattr(progress, "on_terminal", lambda: True)
     return screen
 
 

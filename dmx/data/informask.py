@@ -33,6 +33,7 @@ import numpy as np
 
 from dmx.data.corpus_weights import MAX_TOKENS, document_of, neighbour_pairs
 from dmx.data.tokenizer import N_SPECIAL
+from dmx.progress import no_steps
 
 # The rates are a property of the corpus, not of a run: one fixed seed for the draws.
 SEED = 0
@@ -81,7 +82,7 @@ def informask_rates(
     prob: float,
     window: int = 5,
     samples: int = 10,
-    step: Callable[..., None] = lambda name, total=None: None,
+    step: Callable[..., None] = no_steps,
 ) -> np.ndarray:
     """Each id's masking rate: the share of its occurrences in the training rows ``spans``
     (start, end in the stream) that sample-and-score masked. ``step(name, total=)`` is

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from dmx.data.tokenizer import N_SPECIAL
-from dmx.progress import Stages
+from dmx.progress import Stages, no_steps
 from dmx.runs import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -161,15 +161,16 @@ def _segmentations(n: int) -> list[list[tuple[int, int]]]:
     return out
 
 
-def _no_progress(name: str) -> None:
-    pass
+def _lengths(settings: PMISettings) -> list[int]:
+    """The n-gram lengths that get a share of the masking vocabulary."""
+    return [n for n in _LENGTH_SHARES if n <= settings.ngram_max]
 
 
 def collocations(
     ids: np.ndarray,
     starts: np.ndarray,
     settings: PMISettings,
-    step: Callable[[str], None] = _no_progress,
+    step: Callable[..., None] = no_steps,
 ) -> tuple[dict[int, np.ndarray], list[Collocation]]:
     """The masking vocabulary of a token stream: per length n, the sorted hashes of the kept
     n-grams (what :func:`segment` matches), and the kept n-grams ranked, for reading.
@@ -178,7 +179,7 @@ def collocations(
     words = _words(ids, starts)
     hashes, valid = _ngram_hashes(words, settings.ngram_max)
     counts = [None] + [_Counts(hashes[n], valid[n]) for n in range(1, settings.ngram_max + 1)]
-    lengths = [n for n in _LENGTH_SHARES if n <= settings.ngram_max]
+    lengths = _lengths(settings)
     share_total = sum(_LENGTH_SHARES[n] for n in lengths)
     vocab: dict[int, np.ndarray] = {}
     kept: list[Collocation] = []
@@ -224,7 +225,7 @@ def segment(
     ids: np.ndarray,
     starts: np.ndarray,
     vocab: dict[int, np.ndarray],
-    step: Callable[[str], None] = _no_progress,
+    step: Callable[..., None] = no_steps,
 ) -> np.ndarray:
     """uint8 per token, 1 where a masking unit begins: the vocabulary's n-grams, longest
     first and then left to right, never overlapping; every other word is its own unit."""
@@ -280,8 +281,8 @@ def load_or_build_units(
         except (OSError, ValueError):
             pass  # incomplete or corrupt: build it again
     started = time.perf_counter()
-    lengths = [n for n in _LENGTH_SHARES if n <= settings.ngram_max]
-    with Stages("PMI units", total=1 + 2 * len(lengths)) as stages:
+    # Counting, then each length scored (collocations) and its units marked (segment).
+    with Stages("PMI units", total=1 + 2 * len(_lengths(settings))) as stages:
         vocab, kept = collocations(ids, starts, settings, stages.step)
         units = segment(ids, starts, vocab, stages.step)
     folder.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ The run folder stays the source of truth; this is a copy for sharing.
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 from collections import Counter
@@ -21,8 +20,6 @@ from typing import Any
 from dmx.report.cells import compared_metrics, has_baseline, metrics_of
 from dmx.report.plots import write_plots
 from dmx.report.summary import Row
-
-log = logging.getLogger("dmx")
 
 DEFAULT_PROJECT = "dmx"
 JOB_TYPE = "report"
@@ -95,6 +92,8 @@ def _log(
 def _start(rows: Sequence[Row], root: Path, baseline: list[str], mode: str) -> Any:
     import wandb
 
+    from dmx.tracking import start_run
+
     project, entity = _destination(rows)
     options: dict[str, Any] = dict(
         project=project,
@@ -111,14 +110,7 @@ def _start(rows: Sequence[Row], root: Path, baseline: list[str], mode: str) -> A
     )
     if not os.environ.get("WANDB_DIR"):
         options["dir"] = str(root)
-    for attempt in dict.fromkeys([mode, "offline"]):
-        try:
-            return wandb.init(mode=attempt, **options)
-        except Exception as err:
-            if attempt == "offline":
-                raise
-            log.warning("W&B online start failed (%s); logging the report offline", err)
-    raise AssertionError("unreachable")
+    return start_run(mode, "the report", **options)
 
 
 def _destination(rows: Sequence[Row]) -> tuple[str, str | None]:
