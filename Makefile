@@ -35,9 +35,12 @@ test: lint
 test-fast: lint
 	$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not slow"
 
+# ruff, then the import contracts in pyproject.toml ([tool.importlinter]): the layers, no
+# import circle, masking and the model plain torch, the report without torch.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dmx.fields import from_fields
+from dmx.common.fields import from_fields
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ import pytest
 import torch
 from helpers import train_run
 
+from dmx.common.errors import UserError
+from dmx.common.run_folder import ADAPTIVE_FILE
 from dmx.config import DataConfig, MaskConfig
 from dmx.data.corpus_weights import corpus_weights, neighbour_relevance
 from dmx.data.datamodule import IndexedSequences, MLMDataModule
@@ -25,12 +27,10 @@ from dmx.data.pmi import (
     segment,
 )
 from dmx.data.tokenizer import N_SPECIAL, SEP_ID
-from dmx.errors import UserError
 from dmx.masking import TokenMasker
 from dmx.masking.adaptive import AdaptiveRates
 from dmx.masking.select import by_budget_skipping, word_first
 from dmx.masking.weights import expected_rate, normalise, weighted_mean
-from dmx.runs import ADAPTIVE_FILE
 
 # --- PMI units --------------------------------------------------------------------------
 

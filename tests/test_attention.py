@@ -12,11 +12,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dmx.choices import ATTENTION_PATTERNS
+from dmx.common.choices import ATTENTION_PATTERNS
 from dmx.config import AttentionConfig, OptimConfig
 from dmx.masking.attention_masks import EVAL_STEP, AttentionPattern, combine, density
 from dmx.model import EncoderShape, MaskedLM, MLMOutput, SelfAttention
-from dmx.tasks.mlm import MLMModule
+from dmx.training.mlm import MLMModule
 
 CPU = torch.device("cpu")
 VOCAB, N_SPECIAL, PAD_ID, MASK_ID = 64, 5, 0, 4

@@ -39,12 +39,13 @@ from typing import Any
 import pytest
 from helpers import invoke_dmx, make_config, run_dmx, tiny, train_run
 
-from dmx import runs
-from dmx.data.sources import FORMATS_HINT
+from dmx.common import run_folder as runs
+from dmx.common.errors import UserError
+from dmx.common.files import atomic_write_text, write_json
+from dmx.common.run_folder import CONFIG_FILE, METRICS_FILE, read_metrics
+from dmx.config.validate import check_overrides
 from dmx.data.task_readers import read_tsv
-from dmx.errors import UserError
-from dmx.runs import CONFIG_FILE, METRICS_FILE, atomic_write_text, read_metrics, write_json
-from dmx.validate import check_overrides
+from dmx.data.text_source import FORMATS_HINT
 
 
 def one_error_line(result: Any) -> str:
@@ -428,7 +429,7 @@ def test_a_disk_that_fills_while_a_checkpoint_is_written_keeps_the_last_good_one
 ) -> None:
     from lightning.pytorch.plugins.io.torch_plugin import TorchCheckpointIO
 
-    from dmx.train import train
+    from dmx.run.train import train
 
     save = TorchCheckpointIO.save_checkpoint
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from helpers import DMX, TINY, invoke_dmx, run_dmx, tiny
 
-from dmx.runs import RunLock, read_metrics
+from dmx.common.run_folder import RunLock, read_metrics
 
 
 @pytest.mark.slow
@@ -231,8 +231,8 @@ def test_shell_completion_completes_commands_groups_choices_and_settings(
 def test_the_progress_line_counts_the_grid_and_estimates_the_time_left(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
-    from dmx.runs import write_json
-    from dmx.sweep_progress import grid_size, line, progress
+    from dmx.common.files import write_json
+    from dmx.run.sweep_progress import grid_size, line, progress
 
     config = OmegaConf.create(
         {

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from dmx.common.errors import UserError, error_line, exception_line, one_line
 from dmx.config import Config, ModelConfig
-from dmx.errors import UserError, error_line, exception_line, one_line
-from dmx.validate import check_overrides, compose_checked, sweep_dir
+from dmx.config.validate import check_overrides, compose_checked, sweep_dir
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ["model", "data", "mask", "attention", "optim", "trainer", "impl", "logger", "experiment"]

@@ -18,6 +18,7 @@ import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
+from dmx.common.errors import UserError
 from dmx.config import DataConfig, MaskConfig
 from dmx.data import cache as cache_module
 from dmx.data import hub
@@ -25,9 +26,10 @@ from dmx.data.corpus import load_corpus
 from dmx.data.datamodule import MLMDataModule
 from dmx.data.embedded import generate_documents
 from dmx.data.sequences import pack
-from dmx.data.sources import FORMATS_HINT, is_validation, open_source
+from dmx.data.source import is_validation
+from dmx.data.sources import open_source
+from dmx.data.text_source import FORMATS_HINT
 from dmx.data.tokenizer import SPECIAL_TOKENS, load_tokenizer
-from dmx.errors import UserError
 
 PROBE = hub.hub_reachable  # the real probe: conftest stands it in for every test
 

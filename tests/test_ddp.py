@@ -20,10 +20,10 @@ import pytest
 import torch
 from helpers import TINY, make_config, run_dmx, tiny, train_run
 
+from dmx.common.errors import UserError
+from dmx.common.run_folder import is_rank_zero
 from dmx.data.datamodule import EpochKeyedSampler, MLMDataModule
-from dmx.errors import UserError
-from dmx.runs import is_rank_zero
-from dmx.runtime import one_device_per_job
+from dmx.training.trainer import one_device_per_job
 
 
 def _global_batches(n: int, batch: int, seed: int | None) -> list[list[int]]:

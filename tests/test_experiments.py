@@ -10,7 +10,7 @@ import pytest
 from helpers import glue_folder, train_run
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from dmx.validate import compose_config
+from dmx.config.validate import compose_config
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 PRESETS = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml"))

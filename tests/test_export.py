@@ -14,8 +14,8 @@ from helpers import train_run
 from typer.testing import CliRunner
 
 from dmx.cli import app
-from dmx.export import run_config
-from dmx.resume import load_encoder
+from dmx.downstream.export import run_config
+from dmx.training.encoder import load_encoder
 
 
 @pytest.fixture(scope="module")

@@ -13,19 +13,18 @@ import pytest
 import torch
 from helpers import train_run
 
+from dmx.common.errors import UserError
+from dmx.common.run_folder import read_metrics
 from dmx.config import AttentionConfig, FinetuneConfig
 from dmx.data.embedded import TOPICS, generate_labelled_documents
 from dmx.data.labelled import collate, encode
 from dmx.data.task_readers import load_task, read_tsv
 from dmx.data.tasks import TASK_SEED_OFFSET, embedded_task
 from dmx.data.tokenizer import CLS_ID, PAD_ID, SEP_ID, train_tokenizer
-from dmx.entry import closing_line as _closing_line
-from dmx.errors import UserError
 from dmx.masking.attention_masks import EVAL_STEP, AttentionPattern
 from dmx.model import EncoderShape, MaskedLM
-from dmx.runs import read_metrics
-from dmx.tasks import ClassifierModule
-from dmx.tasks.classify import pool
+from dmx.run.entry import closing_line as _closing_line
+from dmx.training.classify import ClassifierModule, pool
 
 
 def write_tsv(path: Path, header: list[str], rows: list[list[str]]) -> Path:

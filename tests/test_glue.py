@@ -17,9 +17,9 @@ import torch
 from helpers import glue_folder, write
 from scipy import stats
 
+from dmx.common.errors import UserError
 from dmx.data.glue import TASKS, read_split, task_named
-from dmx.errors import UserError
-from dmx.tasks.scores import glue_score, metric
+from dmx.training.scores import glue_score, metric
 
 
 def test_cola_has_no_header_and_reads_every_row(tmp_path: Path) -> None:

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from helpers import TINY, run_dmx
 
-from dmx.errors import UserError
-from dmx.runs import read_metrics
-from dmx.validate import check_overrides, compose_config
+from dmx.common.errors import UserError
+from dmx.common.run_folder import read_metrics
+from dmx.config.validate import check_overrides, compose_config
 
 # Two runs whose results differ (static masking reuses epoch 1's masks in epoch 2, dynamic
 # draws new ones), so a run that picked up its twin's result or config would show.
@@ -109,7 +109,7 @@ def test_the_slurm_preset_extends_submitit_slurm_with_one_gpu_per_run() -> None:
     assert launcher.partition == "gpu"
     assert launcher.timeout_min > 0 and launcher.cpus_per_task > 0 and launcher.mem_gb > 0
     assert launcher.array_parallelism > 1
-    # A run that reaches the time limit saves a checkpoint and is requeued (dmx.stops).
+    # A run that reaches the time limit saves a checkpoint and is requeued (dmx.run.stops).
     assert launcher.max_num_timeout > 0 and launcher.signal_delay_s > 0
     assert launcher.name == "dmx_default"  # squeue names the experiment
 
@@ -149,7 +149,7 @@ def test_a_slurm_sweep_submits_one_array_of_single_gpu_runs(
         "#SBATCH --mem=32GB",
         "#SBATCH --time=360",
         "#SBATCH --job-name=dmx_static_vs_dynamic",
-        "#SBATCH --signal=USR2@120",  # what dmx.stops hands to submitit, for a requeue
+        "#SBATCH --signal=USR2@120",  # what dmx.run.stops hands to submitit, for a requeue
     ):
         assert wanted in lines, script.read_text()
 

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from helpers import TIMINGS, make_config, train_run
 
+from dmx.common.run_folder import read_metrics
 from dmx.data.corpus import load_corpus
 from dmx.model import Dropout, EncoderShape, MaskedLM, _attention_matmuls
-from dmx.runs import read_metrics
 
 
 def _qkv(seed: int = 0) -> list[torch.Tensor]:

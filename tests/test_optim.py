@@ -7,7 +7,7 @@ import torch
 
 from dmx.config import OptimConfig
 from dmx.model import EncoderShape, MaskedLM
-from dmx.optim import build_optimizer, lr_lambda, param_groups
+from dmx.training.optim import build_optimizer, lr_lambda, param_groups
 
 
 def test_decay_applies_to_matrices_only_and_never_to_embeddings() -> None:

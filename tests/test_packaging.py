@@ -77,4 +77,4 @@ def test_the_wheel_installs_both_commands(wheel: zipfile.ZipFile) -> None:
     (entry_points,) = [n for n in wheel.namelist() if n.endswith("entry_points.txt")]
     text = wheel.read(entry_points).decode()
     assert "dmx = dmx.cli:app" in text
-    assert "dmx-train = dmx.entry:main" in text
+    assert "dmx-train = dmx.run.entry:main" in text

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from dmx import progress
+from dmx.common import progress
 from dmx.config import DataConfig
 from dmx.data import pmi
 from dmx.data.corpus import load_corpus

@@ -11,10 +11,10 @@ import pytest
 from helpers import invoke_dmx, make_config, run_dmx, train_run
 from omegaconf import OmegaConf
 
-from dmx.errors import UserError
-from dmx.finetune.grid import Cell, read_cell, write_cell
-from dmx.finetune.protocol import best_epoch, choose, median
-from dmx.validate import finetune_config
+from dmx.common.errors import UserError
+from dmx.config.validate import finetune_config
+from dmx.downstream.finetune.grid import Cell, read_cell, write_cell
+from dmx.downstream.finetune.protocol import best_epoch, choose, median
 
 # --- the choice, on planted numbers -------------------------------------------------------
 
@@ -156,7 +156,7 @@ class CountFits:
     """Counts the cells fine-tuned, and stops the run at one of them if asked."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, stop_at: int | None = None) -> None:
-        import dmx.finetune as finetune
+        import dmx.downstream.finetune as finetune
 
         self.cells: list[Cell] = []
         real = finetune._fit

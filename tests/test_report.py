@@ -20,11 +20,12 @@ from rich.cells import cell_len
 from rich.console import Console
 
 from dmx import report as rep
-from dmx.errors import UserError
+from dmx.common.errors import UserError
+from dmx.common.files import atomic_write_text, write_json
+from dmx.common.run_folder import CONFIG_FILE, METRICS_FILE, RunLock
 from dmx.report.cells import CAPTION
 from dmx.report.labels import short_names
 from dmx.report.table import PIPE_WIDTH, default_console
-from dmx.runs import CONFIG_FILE, METRICS_FILE, RunLock, atomic_write_text, write_json
 
 T_975_DF2 = 4.302652729911275  # Student's t, 97.5% quantile, 2 degrees of freedom
 

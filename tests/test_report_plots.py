@@ -18,17 +18,11 @@ from typer.testing import CliRunner
 
 from dmx import report as rep
 from dmx.cli import app
-from dmx.errors import UserError
+from dmx.common.errors import UserError
+from dmx.common.files import atomic_write_text, write_json
+from dmx.common.run_folder import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, write_history
 from dmx.report import plots
 from dmx.report.plots import PIXELS, curve
-from dmx.runs import (
-    CONFIG_FILE,
-    HISTORY_FILE,
-    METRICS_FILE,
-    atomic_write_text,
-    write_history,
-    write_json,
-)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

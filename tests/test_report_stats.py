@@ -25,11 +25,12 @@ from typer.testing import CliRunner
 
 from dmx import report as rep
 from dmx.cli import app
-from dmx.errors import UserError
+from dmx.common.errors import UserError
+from dmx.common.files import atomic_write_text, write_json
+from dmx.common.run_folder import CONFIG_FILE, METRICS_FILE
 from dmx.report.cells import delta_cell
 from dmx.report.latex import escape
 from dmx.report.stats import PAIRED, WELCH
-from dmx.runs import CONFIG_FILE, METRICS_FILE, atomic_write_text, write_json
 
 # The losses of a real sweep (tiny model, embedded corpus, 25 epochs), seeds 0, 1, 2.
 STATIC = [6.324, 6.333, 6.449]

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from helpers import DMX, TIMINGS, make_config, run_dmx, tiny
 
-from dmx.callbacks import RunFolder
-from dmx.errors import UserError
-from dmx.runs import read_metrics, step_checkpoints
-from dmx.stops import Stop
-from dmx.train import train
+from dmx.common.errors import UserError
+from dmx.common.run_folder import read_metrics, step_checkpoints
+from dmx.run.callbacks import RunFolder
+from dmx.run.stops import Stop
+from dmx.run.train import train
 
 EVERY = "impl.checkpoint_every_n_steps=4"
 LONGER = "trainer.max_epochs=3"  # 18 steps per epoch at TINY's corpus and batch
@@ -106,7 +106,7 @@ def _signal_at(monkeypatch: pytest.MonkeyPatch, step: int, *signums: int) -> Non
 
 
 def test_a_signal_waits_for_the_step_inside_the_loop_and_stops_at_once_outside_it() -> None:
-    from dmx import stops
+    from dmx.run import stops
 
     before = signal.getsignal(signal.SIGTERM)
     with stops.catching():

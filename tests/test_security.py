@@ -11,8 +11,8 @@ import pytest
 from helpers import train_run
 
 import dmx
-from dmx.errors import UserError
-from dmx.validate import compose_checked
+from dmx.common.errors import UserError
+from dmx.config.validate import compose_checked
 
 SECRETS = {
     "WANDB_API_KEY": "local-0123456789abcdef0123456789abcdef01234567",

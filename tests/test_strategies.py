@@ -18,8 +18,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dmx.choices import MASK_COUNTS as COUNTS
-from dmx.choices import MASK_UNITS as UNITS
+from dmx.common.choices import MASK_COUNTS as COUNTS
+from dmx.common.choices import MASK_UNITS as UNITS
 from dmx.config import DataConfig, MaskConfig
 from dmx.data.datamodule import MLMDataModule
 from dmx.masking import IGNORE_INDEX, MaskedBatch, TokenMasker, rate_at

@@ -12,13 +12,13 @@ import pytest
 import torch
 from helpers import TIMINGS, make_config, train_run
 
+from dmx.common.errors import UserError
+from dmx.common.run_folder import RunLock, read_metrics
 from dmx.data.corpus import load_corpus
 from dmx.data.tokenizer import MASK_ID, PAD_ID
-from dmx.entry import closing_line as _closing_line
-from dmx.errors import UserError
 from dmx.masking.diagnostics import MaskStats
-from dmx.runs import RunLock, read_metrics
-from dmx.train import train
+from dmx.run.entry import closing_line as _closing_line
+from dmx.run.train import train
 
 
 def history(run: Path) -> list[dict[str, str]]:
@@ -162,8 +162,8 @@ def test_a_folder_another_process_trains_in_is_refused_untouched(tmp_path: Path)
 def test_wandb_offline_run_is_named_by_its_cell_and_says_how_to_sync(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from dmx.run_names import run_names
-    from dmx.tracking import make_logger
+    from dmx.tracking.names import run_names
+    from dmx.tracking.wandb_run import make_logger
 
     config = make_config("logger=wandb", "logger.mode=offline", "mask=static", "mask.copies=10")
     names = run_names(config, "static(K=10)")

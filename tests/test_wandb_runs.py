@@ -18,7 +18,7 @@ from helpers.wandb_records import read_run
 from typer.testing import CliRunner
 
 from dmx.cli import app
-from dmx.wandb_sync import offline_runs
+from dmx.tracking.sync import offline_runs
 
 
 @pytest.mark.slow

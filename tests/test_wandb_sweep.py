@@ -27,12 +27,12 @@ from omegaconf import OmegaConf
 from typer.testing import CliRunner
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
-from dmx import wandb_sweep
 from dmx.cli import app
+from dmx.common.errors import UserError
 from dmx.config.loading import register
-from dmx.errors import UserError
-from dmx.validate import CONFIG_MODULE, compose_checked
-from dmx.wandb_sweep import SPEC_FILE, run_count, save_sweep, sweep_spec
+from dmx.config.validate import CONFIG_MODULE, compose_checked
+from dmx.tracking import sweep as wandb_sweep
+from dmx.tracking.sweep import SPEC_FILE, run_count, save_sweep, sweep_spec
 
 DUMMY_KEY = "dmxdummykey" + "0123456789" * 3  # 40 characters, as a real key
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dmx.common.hardware import peak_rss_mb
 from dmx.config import DataConfig
 from dmx.data.corpus import load_corpus
-from dmx.hardware import peak_rss_mb
 
 WORDS_PER_DOC = (50, 400)
 _TOKENS_PER_WORD = 1.35  # BPE tokens per synthetic word at an 8192 vocabulary, measured

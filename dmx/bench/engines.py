@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 
 from dmx.bench.results import PHASES
+from dmx.common.errors import UserError
+from dmx.common.hardware import synchronize
 from dmx.config import Config
 from dmx.data.datamodule import MLMDataModule
-from dmx.errors import UserError
-from dmx.hardware import synchronize
 from dmx.masking.attention_masks import combine
 from dmx.model import EncoderShape, MaskedLM
-from dmx.optim import build_optimizer, lr_lambda
+from dmx.training.optim import build_optimizer, lr_lambda
 
 IGNORE = -100  # the label cross-entropy skips: HuggingFace's convention
 

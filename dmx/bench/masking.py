@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
+from dmx.common.errors import UserError
 from dmx.config import DataConfig, MaskConfig
 from dmx.data.corpus import Corpus, load_corpus
 from dmx.data.statistics import CorpusStatistics, corpus_statistics
 from dmx.data.tokenizer import MASK_ID, N_SPECIAL
-from dmx.errors import UserError
 from dmx.masking import TokenMasker
 from dmx.masking.adaptive import RULES
 

@@ -4,7 +4,7 @@ machine's limit it runs, next to HuggingFace at the identical shape, in one proc
 Three engines train the same shape on the same batches:
 
 - **dmx step**: the bare training step, with the pieces ``dmx train`` uses (the
-  DataModule's loader and keyed masker, :class:`~dmx.tasks.MLMModule`'s forward, AdamW
+  DataModule's loader and keyed masker, :class:`~dmx.training.mlm.MLMModule`'s forward, AdamW
   with its schedule, gradient clipping), timed phase by phase: data and masking, forward,
   backward, optimiser.
 - **dmx train loop**: the real Lightning loop (Trainer, DataModule, masking on transfer,
@@ -16,7 +16,7 @@ Three engines train the same shape on the same batches:
 Engines alternate round by round, so a noisy neighbour slows all of them alike, and each
 figure is the median over rounds. Model FLOPs utilisation is each model's own training
 FLOPs per token (forward and backward) times tokens/s, over the matrix-multiply peak
-measured in the same process (:mod:`dmx.hardware`). HuggingFace's model does more work
+measured in the same process (:mod:`dmx.common.hardware`). HuggingFace's model does more work
 per token (its head projects every position onto the vocabulary, dmx's only the masked
 ones), so its FLOPs are counted as its own.
 """
@@ -33,7 +33,6 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from dmx.allocator import keep_freed_memory
 from dmx.bench.engines import (
     DmxFullHeadStep,
     DmxStep,
@@ -53,12 +52,13 @@ from dmx.bench.results import (
     BenchResult,
     EngineResult,
 )
-from dmx.choices import BENCH_PRECISIONS
+from dmx.common.choices import BENCH_PRECISIONS
+from dmx.common.errors import UserError
+from dmx.common.hardware import device_name, matmul_peak, peak_memory_mb, reset_peak_memory
 from dmx.config import Config
 from dmx.data.datamodule import MLMDataModule
-from dmx.errors import UserError
-from dmx.hardware import device_name, matmul_peak, peak_memory_mb, reset_peak_memory
 from dmx.model import EncoderShape, MaskedLM
+from dmx.run.allocator import keep_freed_memory
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -224,7 +224,7 @@ class _Bench:
 
     def add_dmx_step(self, full_head: bool = False) -> None:
         """dmx's bare step; ``full_head``: with the head at every position (HF's FLOPs)."""
-        from dmx.tasks import MLMModule
+        from dmx.training.mlm import MLMModule
 
         config, total = self.config, self.warmup + self.steps
         model = self._model()
@@ -240,9 +240,9 @@ class _Bench:
 
     def add_loop(self) -> None:
         """The real Lightning loop, at the same shape, into a throwaway folder."""
-        from dmx.callbacks import RunFolder
-        from dmx.runtime import build_trainer
-        from dmx.tasks import MLMModule
+        from dmx.run.callbacks import RunFolder
+        from dmx.training.mlm import MLMModule
+        from dmx.training.trainer import build_trainer
 
         config, warmup = self.config, self.warmup
         loop_config = _loop_config(config, self.precision, warmup + self.steps)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dmx.cli.common import fail
-from dmx.errors import UserError
+from dmx.common.errors import UserError
 
 
 def bench(
@@ -138,7 +138,7 @@ def _bench_training(
 
     from dmx.bench.model import bench_model, bench_overrides, check_precision
     from dmx.bench.results import render
-    from dmx.validate import compose_checked
+    from dmx.config.validate import compose_checked
 
     rows = (timing["steps"] + timing["warmup"]) * batch_size
     overrides = bench_overrides(model, shape, seq_len, batch_size, rows=rows)

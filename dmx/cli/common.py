@@ -1,7 +1,7 @@
 """What every dmx command shares: a user's mistake as one line and exit code 2.
 
 Click's usage errors (an unknown option, a missing argument, an unknown command) and dmx's
-own :class:`~dmx.errors.UserError` both end as ``dmx: error: <one line naming the fix>``.
+own :class:`~dmx.common.errors.UserError` both end as ``dmx: error: <one line naming the fix>``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from dmx.errors import UserError, error_line
+from dmx.common.errors import UserError, error_line
 
 try:  # Typer vendors Click since 0.2x; older Typer runs on Click itself
     from typer._click.exceptions import NoArgsIsHelpError, UsageError

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dmx.cli.common import fail
-from dmx.errors import UserError
+from dmx.common.errors import UserError
 
 
 def export(
@@ -28,7 +28,7 @@ def export(
 
       dmx export outputs/sweeps/static_vs_dynamic/<run> hf/dynamic-s0
     """
-    from dmx.export import export as write
+    from dmx.downstream.export import export as write
 
     try:
         folder = write(run_dir, out)

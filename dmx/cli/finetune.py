@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from dmx.cli.common import fail
-from dmx.errors import UserError
+from dmx.common.errors import UserError
 
 
 def finetune(
@@ -45,9 +45,9 @@ def finetune(
     """
     from omegaconf import OmegaConf
 
-    from dmx.runs import CONFIG_FILE, ENCODER_FILE, find_runs
-    from dmx.train import add_finetuning
-    from dmx.validate import finetune_config
+    from dmx.common.run_folder import CONFIG_FILE, ENCODER_FILE, find_runs
+    from dmx.config.validate import finetune_config
+    from dmx.run.train import add_finetuning
 
     args = [*(overrides or []), *ctx.args]
     try:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from dmx.cli.common import fail
-from dmx.errors import UserError
+from dmx.common.errors import UserError
 
 
 def report(
@@ -89,7 +89,8 @@ def print_report(
 ) -> list[Any]:
     """Print (or write) the report of ``folder``; returns its rows."""
     from dmx import report as report_module
-    from dmx.runs import atomic_write_text
+    from dmx.common.files import atomic_write_text
+    from dmx.tracking.report_run import log_report
 
     if output is not None and fmt == "table":
         raise fail("--output writes text formats; add --format md, csv, json or latex")
@@ -111,7 +112,7 @@ def print_report(
                 plots = report_module.write_plots(rows, plot, Path(folder).resolve().name)
         except UserError as err:
             raise fail(err) from None
-        logged = report_module.log_report(rows, folder, plots, baseline) if wandb else None
+        logged = log_report(rows, folder, plots, baseline) if wandb else None
     for warning in caught:
         typer.echo(f"dmx: warning: {warning.message}", err=True)
     if text is not None:

@@ -1,6 +1,6 @@
 """``dmx train`` and ``dmx sweep``: check every override, then hand them to the Hydra entry.
 
-Both hand their arguments to the real ``@hydra.main`` entry in :mod:`dmx.entry` (by setting
+Both hand their arguments to the real ``@hydra.main`` entry in :mod:`dmx.run.entry` (by setting
 ``sys.argv``), so Hydra's overrides, multirun and launchers work unchanged. Before that they
 compose the config once with Hydra's compose API, so a mistake (an unknown choice, a bad
 value) stops at start with one line naming the fix and exit code 2, before anything is
@@ -19,8 +19,8 @@ import typer
 from dmx.cli.common import fail
 from dmx.cli.groups import complete_override
 from dmx.cli.report import print_report
-from dmx.errors import UserError
-from dmx.overrides import hydra_overrides, is_override, override_value
+from dmx.common.errors import UserError
+from dmx.common.overrides import hydra_overrides, is_override, override_value
 
 DEFAULT_EXPERIMENT = "static_vs_dynamic"
 
@@ -39,7 +39,7 @@ INSPECT_FLAGS = {
 
 
 def _run_hydra(args: list[str]) -> None:
-    from dmx.entry import main as hydra_entry
+    from dmx.run.entry import main as hydra_entry
 
     # Hydra records the entry as the job's program, and Lightning re-runs it to start the
     # other processes of a data-parallel run: it must be dmx-train (installed beside dmx),
@@ -80,7 +80,7 @@ def _check_flags(args: list[str], command: str) -> None:
 
 def _check(args: list[str], *, multirun: bool, command: str) -> list[str]:
     """Every value checked before anything runs; returns the first run's overrides."""
-    from dmx.validate import check_overrides
+    from dmx.config.validate import check_overrides
 
     try:
         _check_flags(args, command)
@@ -211,7 +211,7 @@ def sweep(
 
 def _say_how_to_upload(folder: Path) -> None:
     """One line for the whole sweep's offline W&B runs, not one per run."""
-    from dmx.wandb_sync import pending_runs
+    from dmx.tracking.sync import pending_runs
 
     pending = pending_runs(folder)
     if pending:
@@ -223,14 +223,14 @@ def _say_how_to_upload(folder: Path) -> None:
 
 def _default_folder(first_run: list[str], args: list[str], key: str) -> str:
     """The folder conf/config.yaml gives ``key`` for this command."""
-    from dmx.validate import compose_config
+    from dmx.config.validate import compose_config
 
     hydra_cfg = compose_config([*first_run, *hydra_overrides(args)], with_hydra=True).hydra
     return str(hydra_cfg.sweep.dir if key == "hydra.sweep.dir" else hydra_cfg.run.dir)
 
 
 def _check_output(folder: str | Path, key: str) -> None:
-    from dmx.validate import check_output_folder
+    from dmx.config.validate import check_output_folder
 
     try:
         check_output_folder(folder, key)
@@ -244,7 +244,7 @@ def _wait_for_other_processes(folder: Path, poll_s: float = 1.0) -> None:
     shows the whole sweep."""
     import time
 
-    from dmx.runs import LOCK_FILE, is_live
+    from dmx.common.run_folder import LOCK_FILE, is_live
 
     live = [p.parent for p in folder.rglob(LOCK_FILE) if is_live(p.parent)]
     if live:
@@ -258,7 +258,7 @@ def _sweep_folder(args: list[str], first_run: list[str]) -> Path:
     """The sweep's folder, resolved once here (and added to ``args``), so the report reads
     the very folder Hydra writes. conf/config.yaml names it by what the sweep runs: the same
     command finds the same folder, whose finished runs train nothing and unfinished resume."""
-    from dmx.validate import sweep_dir
+    from dmx.config.validate import sweep_dir
 
     folder = override_value(args, "hydra.sweep.dir")
     if folder is None:
@@ -269,7 +269,7 @@ def _sweep_folder(args: list[str], first_run: list[str]) -> Path:
 
 def _write_wandb_sweep(args: list[str], folder: Path) -> None:
     """The grid as a W&B sweep spec in ``folder``, registered when online, and what to run."""
-    from dmx import wandb_sweep
+    from dmx.tracking import sweep as wandb_sweep
 
     try:
         spec = wandb_sweep.sweep_spec(args)

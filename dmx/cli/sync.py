@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dmx.cli.common import fail
-from dmx.errors import UserError
+from dmx.common.errors import UserError
 
 
 def sync(
@@ -25,7 +25,7 @@ def sync(
 
       dmx sync outputs/
     """
-    from dmx.wandb_sync import sync as upload
+    from dmx.tracking.sync import sync as upload
 
     try:
         result = upload(folder)

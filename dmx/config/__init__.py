@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dmx.choices import RESUME
+from dmx.common.choices import RESUME
 from dmx.config.checks import check
 from dmx.config.data import DataConfig, FinetuneConfig
 from dmx.config.impl import ImplConfig, LoggerConfig

@@ -3,7 +3,7 @@ wrong value becomes one :class:`UserError` line naming the setting and what it m
 
 from __future__ import annotations
 
-from dmx.errors import UserError
+from dmx.common.errors import UserError
 
 
 def check(ok: bool, message: str) -> None:

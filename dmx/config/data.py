@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dmx.choices import DATA_SOURCES, DOC_SPLITS, FINETUNE_TASKS, POOLINGS
+from dmx.common.choices import DATA_SOURCES, DOC_SPLITS, FINETUNE_TASKS, POOLINGS
 from dmx.config.checks import check, check_choice, check_split
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dmx.choices import ACCELERATORS, LOGGER_MODES, LOGGERS, PRECISIONS, PROFILERS
+from dmx.common.choices import ACCELERATORS, LOGGER_MODES, LOGGERS, PRECISIONS, PROFILERS
 from dmx.config.checks import check, check_choice
 
 

@@ -17,8 +17,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from dmx.common.errors import UserError, exception_line
 from dmx.config import Config
-from dmx.errors import UserError, exception_line
 
 
 def run_folder_name(overrides: str, limit: int = 120) -> str:

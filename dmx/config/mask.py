@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dmx.choices import (
+from dmx.common.choices import (
     CORPUS_WEIGHT_BY,
     MASK_COUNTS,
     MASK_SCHEDULES,

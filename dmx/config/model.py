@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dmx.choices import ATTENTION_PATTERNS
+from dmx.common.choices import ATTENTION_PATTERNS
 from dmx.config.checks import check, check_choice
 
 

@@ -30,9 +30,11 @@ from typing import Any
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-from dmx import progress
+from dmx.common import progress
+from dmx.common.errors import UserError
+from dmx.common.files import atomic_write_text
 from dmx.config import DataConfig
-from dmx.data.sources import Source
+from dmx.data.source import Source
 from dmx.data.tokenizer import (
     SEP_ID,
     file_fingerprint,
@@ -40,8 +42,6 @@ from dmx.data.tokenizer import (
     recipe_fingerprint,
     train_tokenizer,
 )
-from dmx.errors import UserError
-from dmx.runs import atomic_write_text
 
 log = logging.getLogger(__name__)
 

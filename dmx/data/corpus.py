@@ -20,11 +20,11 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
+from dmx.common.errors import UserError
 from dmx.config import DataConfig
 from dmx.data.cache import load_or_tokenize
 from dmx.data.sequences import Sequences, make_sequences
 from dmx.data.sources import open_source
-from dmx.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dmx.choices import CORPUS_WEIGHT_BY
+from dmx.common.choices import CORPUS_WEIGHT_BY
 from dmx.data.tokenizer import N_SPECIAL
 
 # Pairs are counted on at most this many tokens from the start of the stream: the table

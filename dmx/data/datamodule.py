@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from dmx import shares
+from dmx.common import shares
+from dmx.common.errors import UserError
 from dmx.config import DataConfig, MaskConfig
 from dmx.data.corpus import Corpus, load_corpus
 from dmx.data.sequences import Sequences
 from dmx.data.statistics import corpus_statistics
 from dmx.data.tokenizer import MASK_ID, N_SPECIAL, PAD_ID
-from dmx.errors import UserError
 from dmx.masking import EVAL_KEY, TokenMasker, rate_at
 from dmx.masking.adaptive import AdaptiveRates
 from dmx.masking.diagnostics import MaskStats
@@ -202,7 +202,7 @@ class MLMDataModule(L.LightningDataModule):
         trainer = self.trainer
         progress = trainer.fit_loop.epoch_loop.batch_progress.current if trainer else None
         # Every process saves (a checkpoint is collective): each one's counts are gathered
-        # into it, and each takes its own back on resume (dmx.shares).
+        # into it, and each takes its own back on resume (dmx.common.shares).
         gather = shares.gather(trainer)
         adaptive = self.adaptive
         return {

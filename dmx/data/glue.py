@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dmx.errors import UserError
+from dmx.common.errors import UserError
 
 Column = str | int  # a header name, or a position for a file without a header
 

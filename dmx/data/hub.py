@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dmx.net import unreachable
+from dmx.common.net import unreachable
 
 PROBE_TIMEOUT_S = 3.0
 

@@ -3,7 +3,7 @@ folder, through the library's own cache (:mod:`dmx.data.hub` decides how to reac
 
 The training documents are ``data.split``; validation is the dataset's own ``validation``
 split when it has one (``data.val_split=auto``), a split named by ``data.val_split``, or
-``data.val_frac`` of the training split (``none``), held out as :mod:`dmx.data.sources`
+``data.val_frac`` of the training split (``none``), held out as :mod:`dmx.data.source`
 holds out a text corpus' documents.
 """
 
@@ -13,10 +13,10 @@ import hashlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from dmx.common.errors import UserError, one_line
 from dmx.config import DataConfig
 from dmx.data import hub
-from dmx.data.sources import Source, hash_documents, is_validation, text_value
-from dmx.errors import UserError, one_line
+from dmx.data.source import Source, hash_documents, is_validation, text_value
 
 _HF_BATCH = 1000
 

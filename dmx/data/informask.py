@@ -31,9 +31,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from dmx.common.progress import no_steps
 from dmx.data.corpus_weights import MAX_TOKENS, document_of, neighbour_pairs
 from dmx.data.tokenizer import N_SPECIAL
-from dmx.progress import no_steps
 
 # The rates are a property of the corpus, not of a run: one fixed seed for the draws.
 SEED = 0

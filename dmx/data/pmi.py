@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from dmx.common.files import atomic_write_text
+from dmx.common.progress import Stages, no_steps
 from dmx.data.tokenizer import N_SPECIAL
-from dmx.progress import Stages, no_steps
-from dmx.runs import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from dmx.common.progress import Stages
 from dmx.data.corpus import Corpus
 from dmx.data.corpus_weights import MAX_TOKENS, corpus_weights, token_counts
 from dmx.data.informask import informask_rates
 from dmx.data.pmi import PMISettings, load_or_build_units
 from dmx.masking.adaptive import AdaptiveRates
 from dmx.masking.weights import expected_rate, normalise
-from dmx.progress import Stages
 
 log = logging.getLogger(__name__)
 

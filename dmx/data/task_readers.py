@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dmx.common.errors import UserError, exception_line
 from dmx.config import FinetuneConfig
 from dmx.data import hub
 from dmx.data.glue import HUB, HUB_DATASET, Examples, GlueTask, hub_split, read_split, task_named
 from dmx.data.glue import TASKS as GLUE_TASKS
 from dmx.data.tasks import LabelledTask, RawSplit, embedded_task, make_task
-from dmx.errors import UserError, exception_line
 
 log = logging.getLogger("dmx")
 

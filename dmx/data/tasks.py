@@ -4,7 +4,7 @@
 Labels are mapped to ``0..C-1`` in the sorted order of the training labels (integers
 numerically, strings lexically), so the same files always give the same ids; a dev label
 never seen in training, or a training split of one class, is a one-line
-:class:`~dmx.errors.UserError` naming the fix. The embedded task lives here too: topic
+:class:`~dmx.common.errors.UserError` naming the fix. The embedded task lives here too: topic
 classification of documents from the embedded corpus' grammar, generated from a seed of
 their own, so the offline default has a downstream number. Where the other tasks are read
 from (TSV files, the hub, GLUE's folder) is :mod:`dmx.data.task_readers`.
@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from dmx.common.errors import UserError
 from dmx.data.embedded import generate_labelled_documents
 from dmx.data.glue import Examples, GlueTask
-from dmx.errors import UserError
 
 # The embedded task's documents come from seed TASK_SEED_OFFSET + data.corpus_seed: never
 # the pretraining documents (those use corpus_seed itself), and the same task for every run

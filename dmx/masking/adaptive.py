@@ -41,8 +41,8 @@ from typing import Any
 
 import torch
 
+from dmx.common.shares import Transform
 from dmx.masking.weights import normalise, weighted_mean, weighted_quantiles
-from dmx.shares import Transform
 
 RULES = ("loss", "amlm")  # the weightings whose table moves in training
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -210,7 +210,7 @@ class AdaptiveRates:
 
     def state_dict(self, gather: Transform | None = None) -> dict[str, Any]:
         """The table and the window so far; under data parallelism ``gather`` stacks every
-        process's window (dmx.shares): the table is the same in all of them."""
+        process's window (dmx.common.shares): the table is the same in all of them."""
         keep = gather or (lambda t: t)
         return {
             "weights": self.weights.cpu(),

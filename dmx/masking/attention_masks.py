@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from dmx.choices import ATTENTION_PATTERNS
-from dmx.fields import from_fields
+from dmx.common.choices import ATTENTION_PATTERNS
+from dmx.common.fields import from_fields
 from dmx.masking.keyed import keyed_uniform
 
 _ATTENTION_STREAM = 16  # apart from the token-masking streams

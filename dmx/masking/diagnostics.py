@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
+from dmx.common.shares import Transform
 from dmx.masking.token_masks import MaskedBatch
-from dmx.shares import Transform
 
 
 class MaskStats:
@@ -95,7 +95,7 @@ class MaskStats:
 
     def state_dict(self, gather: Transform | None = None) -> dict[str, Any]:
         """The running totals, so a resumed run's diagnostics equal an uninterrupted one's;
-        under data parallelism ``gather`` stacks every process's counts (dmx.shares)."""
+        under data parallelism ``gather`` stacks every process's counts (dmx.common.shares)."""
         keep = gather or (lambda t: t)
         distinct = self.distinct
         return {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from dmx.choices import MASK_SCHEDULES
+from dmx.common.choices import MASK_SCHEDULES
 
 
 def rate_at(schedule: str, prob: float, start: float, end: float, progress: float) -> float:

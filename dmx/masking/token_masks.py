@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-from dmx.choices import MASK_COUNTS, MASK_UNITS, MASK_WEIGHTINGS
-from dmx.fields import from_fields
+from dmx.common.choices import MASK_COUNTS, MASK_UNITS, MASK_WEIGHTINGS
+from dmx.common.fields import from_fields
 from dmx.masking.keyed import keyed_uniform
 from dmx.masking.select import (
     by_budget,

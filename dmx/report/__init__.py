@@ -1,7 +1,7 @@
 """Read run folders, group them into experiments, and summarise each over its seeds.
 
 The report reads files only (``config.yaml`` and ``metrics.json`` through
-:mod:`dmx.runs`), never live objects, so it works on a sweep copied from another
+:mod:`dmx.common.run_folder`), never live objects, so it works on a sweep copied from another
 machine and imports nothing heavy: no torch, Lightning or Hydra, and scipy and rich
 only when a confidence interval or a table is actually needed.
 
@@ -17,10 +17,9 @@ The pipeline is small steps, each in its own module and replaceable on its own::
     load(root)          -> list[Row]    collect, summarize, compare_to
     report(root, fmt)                   load and render, for the CLI
     write_plots(rows)   -> [Path]       val_loss.png, final_metrics.png (+ adaptive_rates.png)
-    log_report(rows)                    the report as a W&B run                (wandb_log)
 
 The baseline comparison uses scipy's t-tests and statsmodels' power analysis, the plots
-matplotlib, the W&B run wandb: each is imported inside the function that needs it.
+matplotlib: each is imported inside the function that needs it.
 
 Unreadable runs (a corrupt metrics.json or config.yaml) are skipped with a
 :class:`SkippedRunWarning` through :mod:`warnings`, so one broken folder never hides
@@ -65,7 +64,6 @@ from dmx.report.stats import (
 )
 from dmx.report.summary import Row, summarize
 from dmx.report.table import print_table
-from dmx.report.wandb_log import log_report
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -105,7 +103,6 @@ __all__ = [
     "group_label",
     "group_runs",
     "load",
-    "log_report",
     "method_note",
     "print_table",
     "render",

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from dmx.errors import UserError
+from dmx.common.errors import UserError
 from dmx.report.groups import MISSING
 from dmx.report.labels import GROUP_CHOICE_KEYS, STRATEGY_NAME, format_value, short_names
 from dmx.report.stats import PAIRED, WELCH, Comparison, compare, is_result

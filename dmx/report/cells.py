@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from dmx.errors import one_line
+from dmx.common.errors import one_line
 from dmx.report.labels import format_value
 from dmx.report.stats import Comparison, Metric, Stat, is_result
 from dmx.report.summary import Row

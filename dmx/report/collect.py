@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from dmx.errors import UserError, one_line
-from dmx.runs import (
+from dmx.common.errors import UserError, one_line
+from dmx.common.run_folder import (
     CONFIG_FILE,
     METRICS_FILE,
     STATUS_RUNNING,

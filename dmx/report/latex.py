@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dmx.errors import one_line
+from dmx.common.errors import one_line
 from dmx.report.baseline import method_note
 from dmx.report.cells import (
     CAPTION,

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dmx.errors import UserError
+from dmx.common.errors import UserError
+from dmx.common.files import atomic_write_bytes
+from dmx.common.run_folder import ADAPTIVE_FILE, HISTORY_FILE, read_history
 from dmx.report.stats import Metric, difference, is_result, number
 from dmx.report.summary import Row
-from dmx.runs import ADAPTIVE_FILE, HISTORY_FILE, atomic_write_bytes, read_history
 
 if TYPE_CHECKING:
     import numpy as np

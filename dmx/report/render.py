@@ -13,7 +13,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dmx.errors import UserError
+from dmx.common.errors import UserError
+from dmx.common.files import json_safe
 from dmx.report.baseline import method_note
 from dmx.report.cells import (
     compared_metrics,
@@ -28,7 +29,6 @@ from dmx.report.labels import format_value
 from dmx.report.latex import to_latex
 from dmx.report.summary import Row
 from dmx.report.table import print_table
-from dmx.runs import json_safe
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -71,7 +71,7 @@ _GLUE_FORMATS = {"acc": ".2%", "f1": ".3f", "mcc": ".3f", "pearson": ".3f", "spe
 
 def _glue_metrics() -> tuple[Metric, ...]:
     """glue_score, then glue_<task>_<metric> per task (MNLI's mismatched dev split as
-    glue_mnli_mm_acc), as dmx.finetune names them in metrics.json."""
+    glue_mnli_mm_acc), as dmx.downstream.finetune names them in metrics.json."""
     metrics = [
         Metric("glue_score", "GLUE score", ".3f"),
         # The mean over tasks of best minus worst fine-tuning seed at each chosen lr.

@@ -10,11 +10,11 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dmx.common.run_folder import STATUS_DONE, STATUS_FAILED, STATUS_RUNNING
 from dmx.report.collect import Run
 from dmx.report.groups import IGNORED_KEYS, differing_keys, group_runs, impl_differences, sort_key
 from dmx.report.labels import ALL_LABEL, label_groups
 from dmx.report.stats import DIAGNOSTICS, METRICS, Comparison, Metric, Stat, describe, number
-from dmx.runs import STATUS_DONE, STATUS_FAILED, STATUS_RUNNING
 
 
 @dataclass

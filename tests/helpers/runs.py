@@ -2,7 +2,7 @@
 
 Most tests train in this process: :func:`make_config` composes the real config with
 Hydra's compose API (the same path ``dmx train`` takes), shrinks it, and the test calls
-:func:`dmx.train.train` directly. Only tests of the command itself start ``dmx``.
+:func:`dmx.run.train.train` directly. Only tests of the command itself start ``dmx``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dmx.config import Config
-from dmx.validate import compose_checked
+from dmx.config.validate import compose_checked
 
 # The real config, shrunk: a one-layer model on a small slice of the embedded corpus, so a
 # complete run takes a second or two on a CPU.
@@ -70,7 +70,7 @@ def make_config(*overrides: str) -> Config:
 
 def train_run(run_dir: Path, *overrides: str) -> dict[str, Any]:
     """Train one shrunk run in this process; returns its metrics.json content."""
-    from dmx.train import train
+    from dmx.run.train import train
 
     return train(make_config(*overrides), run_dir)
 

@@ -22,11 +22,11 @@ from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dmx.choices import RENAMED_WEIGHTINGS
+from dmx.common.choices import RENAMED_WEIGHTINGS
+from dmx.common.errors import UserError, exception_line
+from dmx.common.overrides import config_overrides, hydra_overrides, override_key
 from dmx.config import Config, to_config, unknown_key
 from dmx.config.loading import register
-from dmx.errors import UserError, exception_line
-from dmx.overrides import config_overrides, hydra_overrides, override_key
 
 CONFIG_MODULE = "dmx.conf"
 

@@ -5,9 +5,8 @@ The tasks are read and checked before anything else (:func:`read_tasks`), so a b
 costs seconds, not a run, and leaves no run behind. :func:`finetune_all` then runs the
 protocol on each task: every learning rate of ``finetune.lrs`` with every seed of
 ``finetune.seeds``, each cell a fresh copy of the one pretrained encoder fine-tuned for up
-to ``finetune.epochs`` epochs and scored on dev after each (:mod:`dmx.finetune.grid` keeps
-the cells in the run folder, :mod:`dmx.finetune.protocol` picks the reported figures from
-them).
+to ``finetune.epochs`` epochs and scored on dev after each (:mod:`~.grid` keeps the cells in
+the run folder, :mod:`~.protocol` picks the reported figures from them).
 """
 
 from __future__ import annotations
@@ -23,18 +22,17 @@ from typing import Any
 import lightning as L
 from tokenizers import Tokenizer
 
-from dmx import hardware
+from dmx.common import hardware
 from dmx.config import Config
 from dmx.data.labelled import LabelledDataModule
 from dmx.data.task_readers import load_tasks
 from dmx.data.tasks import LabelledTask
-from dmx.finetune.grid import Cell, Progress, read_cell, write_cell
-from dmx.finetune.protocol import Choice, best_epoch, choose
+from dmx.downstream.finetune.grid import Cell, Progress, read_cell, write_cell
+from dmx.downstream.finetune.protocol import Choice, best_epoch, choose
 from dmx.model import MaskedLM
-from dmx.runtime import build_trainer
-from dmx.tasks import ClassifierModule
-from dmx.tasks.classify import DEV_METRICS
-from dmx.tasks.scores import glue_score
+from dmx.training.classify import DEV_METRICS, ClassifierModule
+from dmx.training.scores import glue_score
+from dmx.training.trainer import build_trainer
 
 log = logging.getLogger("dmx")
 

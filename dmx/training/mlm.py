@@ -15,11 +15,11 @@ import lightning as L
 import torch
 from torchmetrics.aggregation import MeanMetric, SumMetric
 
-from dmx import shares
+from dmx.common import shares
 from dmx.config import AttentionConfig, OptimConfig
 from dmx.masking.attention_masks import EVAL_STEP, AttentionPattern, combine, density, gate_penalty
 from dmx.model import MaskedLM, MLMOutput
-from dmx.optim import build_optimizer, lr_lambda
+from dmx.training.optim import build_optimizer, lr_lambda
 
 # The persistent metrics' states, each a sum (SumMetric's total; MeanMetric's weighted sum
 # and weight), so the states of several processes add up to the run's.

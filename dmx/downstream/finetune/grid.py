@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dmx.errors import UserError
-from dmx.runs import FINETUNE_DIR, is_rank_zero, write_json
+from dmx.common.errors import UserError
+from dmx.common.files import write_json
+from dmx.common.run_folder import FINETUNE_DIR, is_rank_zero
 
 log = logging.getLogger("dmx")
 

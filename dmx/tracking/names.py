@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from dmx.config import Config
 from dmx.report.labels import format_value, short_names
-from dmx.tracking import in_sweep
+from dmx.tracking.wandb_run import in_sweep
 
 # Keys whose values never make a cell of an experiment: how a run executes and is recorded.
 NOT_A_CELL = ("seed", "resume", "impl", "logger", "hydra", "experiment")
@@ -31,7 +31,7 @@ def swept_keys() -> list[str]:
         return []
     from hydra.core.hydra_config import HydraConfig
 
-    from dmx.validate import multirun_overrides
+    from dmx.config.validate import multirun_overrides
 
     try:
         parent = OmegaConf.load(Path(HydraConfig.get().sweep.dir) / "multirun.yaml")

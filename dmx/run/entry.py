@@ -2,7 +2,7 @@
 
 A real ``@hydra.main`` (``dmx train`` and ``dmx sweep`` hand it their arguments), so
 multirun, launchers and Lightning's process re-launch all keep working. It turns the
-composed config into checked dataclasses, trains (:func:`dmx.train.train`), and ends with
+composed config into checked dataclasses, trains (:func:`dmx.run.train.train`), and ends with
 one line: the run's figures, or the one-line error and exit code 2 for a user's mistake.
 """
 
@@ -18,13 +18,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from dmx import stops
+from dmx.common.errors import UserError, error_line
+from dmx.common.run_folder import CHECKPOINT_DIR, discard_unstarted, is_rank_zero, step_checkpoints
 from dmx.config import to_config
 from dmx.config.loading import register
-from dmx.errors import UserError, error_line
-from dmx.runs import CHECKPOINT_DIR, discard_unstarted, is_rank_zero, step_checkpoints
-from dmx.runtime import one_device_per_job
-from dmx.train import RunFolderInUse, train
+from dmx.run import stops
+from dmx.run.train import RunFolderInUse, train
+from dmx.training.trainer import one_device_per_job
 
 log = logging.getLogger("dmx")
 

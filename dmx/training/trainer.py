@@ -17,9 +17,9 @@ from typing import Any
 import lightning as L
 import torch
 
+from dmx.common.errors import UserError
+from dmx.common.progress import on_terminal
 from dmx.config import Config, ImplConfig
-from dmx.errors import UserError
-from dmx.progress import on_terminal
 
 log = logging.getLogger("dmx")
 

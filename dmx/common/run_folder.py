@@ -1,9 +1,8 @@
 """The run folder: the one source of truth a report reads.
 
-Everything is written atomically (a temporary file in the same folder, then
-``os.replace``), so a crash or a full disk leaves the previous version of a file
-intact instead of half a file. A report never needs the live objects of a run,
-only these files:
+Everything is written atomically (:mod:`dmx.common.files`), so a crash leaves the
+previous version of a file intact. A report never needs the live objects of a run, only
+these files:
 
     <run>/config.yaml     the resolved config (no interpolations left)
     <run>/history.csv     one row per validation
@@ -23,13 +22,13 @@ import errno
 import fcntl
 import io
 import json
-import math
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from dmx.common.files import UMASK, atomic_write_text
 
 CONFIG_FILE = "config.yaml"
 HISTORY_FILE = "history.csv"
@@ -52,55 +51,6 @@ STATUS_INTERRUPTED = "interrupted"
 # Never written: what a report calls a run whose metrics.json says running while no
 # process holds its lock (killed, or its machine lost).
 STATUS_UNFINISHED = "unfinished"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a sibling temp file and rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def json_safe(value: Any) -> Any:
-    """JSON has no NaN or infinity: write null. Anything else unknown becomes a string."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if value is None or isinstance(value, (str, int, float)):
-        return value
-    return str(value)
-
-
-def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    atomic_write_text(
-        path, json.dumps(json_safe(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
-    )
 
 
 def write_history(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -205,7 +155,7 @@ class RunLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~UMASK)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:

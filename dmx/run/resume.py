@@ -8,7 +8,6 @@ is only ever continued by the experiment it holds.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import shutil
@@ -18,12 +17,9 @@ from typing import Any
 
 import torch
 from omegaconf import OmegaConf
-from tokenizers import Tokenizer
 
-from dmx.config import Config
-from dmx.errors import UserError
-from dmx.model import EncoderShape, MaskedLM
-from dmx.runs import (
+from dmx.common.errors import UserError
+from dmx.common.run_folder import (
     ADAPTIVE_FILE,
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -32,10 +28,10 @@ from dmx.runs import (
     HISTORY_FILE,
     METRICS_FILE,
     STATUS_DONE,
-    atomic_write_bytes,
     read_metrics,
     step_checkpoints,
 )
+from dmx.config import Config
 
 log = logging.getLogger("dmx")
 
@@ -142,45 +138,6 @@ def clear_run(run_dir: Path) -> None:
     for name in (CHECKPOINT_DIR, FINETUNE_DIR):
         if (run_dir / name).is_dir():
             shutil.rmtree(run_dir / name)
-
-
-def new_encoder(config: Config, vocab_size: int) -> MaskedLM:
-    """The run's encoder, initialised from torch's generator as it stands."""
-    gate = config.attention.pattern == "learned_gate"
-    return MaskedLM(EncoderShape.from_config(config.model, vocab_size, gate=gate))
-
-
-def save_encoder(run_dir: Path, encoder: MaskedLM, tokenizer: Tokenizer) -> None:
-    """Keep the pretrained encoder with the tokenizer it reads through: all a fine-tuning
-    needs, so ``dmx finetune`` never reads the corpus again (which may have moved)."""
-    state = {
-        "encoder": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
-        "tokenizer": tokenizer.to_str(),
-    }
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(run_dir / ENCODER_FILE, buffer.getvalue())
-
-
-def load_encoder(config: Config, run_dir: Path) -> tuple[MaskedLM, Tokenizer]:
-    """The encoder :func:`save_encoder` kept, loaded safely (tensors and plain data only)."""
-    path = run_dir / ENCODER_FILE
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        tokenizer = Tokenizer.from_str(state["tokenizer"])
-        encoder = new_encoder(config, tokenizer.get_vocab_size())
-        encoder.load_state_dict(state["encoder"])
-    except FileNotFoundError:
-        raise UserError(
-            f"{run_dir} holds no pretrained encoder ({ENCODER_FILE}): only runs that "
-            "finished pretraining keep one; train the run first (dmx train ...)"
-        ) from None
-    except Exception as err:  # noqa: BLE001 - any failure to load means: not usable
-        raise UserError(
-            f"{path} does not load ({type(err).__name__}: {err}); train the run again with "
-            "resume=false"
-        ) from None
-    return encoder, tokenizer
 
 
 def kept_pretraining(config: Config, run_dir: Path) -> dict[str, Any] | None:

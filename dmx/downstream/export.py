@@ -33,13 +33,13 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from dmx.common.errors import UserError
+from dmx.common.run_folder import CONFIG_FILE, ENCODER_FILE, METRICS_FILE, read_metrics
 from dmx.config import Config
+from dmx.config.validate import finetune_config
 from dmx.data.tokenizer import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS, UNK_ID
-from dmx.errors import UserError
 from dmx.model import MaskedLM
-from dmx.resume import load_encoder
-from dmx.runs import CONFIG_FILE, ENCODER_FILE, METRICS_FILE, read_metrics
-from dmx.validate import finetune_config
+from dmx.training.encoder import load_encoder
 
 ARCHITECTURE = "XLMRobertaXLForMaskedLM"
 LAYER_NORM_EPS = 1e-5  # torch's nn.LayerNorm default, which dmx's encoder uses

@@ -18,9 +18,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from dmx.errors import UserError
-from dmx.net import unreachable
-from dmx.tracking import has_credentials
+from dmx.common.errors import UserError
+from dmx.common.net import unreachable
+from dmx.tracking.wandb_run import has_credentials
 
 FOLDER = re.compile(r"offline-run-(\d{8}_\d{6})-(\w+)$")
 PROBE_TIMEOUT_S = 3.0

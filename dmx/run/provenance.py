@@ -3,7 +3,7 @@
 Kept apart from the training code so a later addition (the git commit of dmx, the
 corpus fingerprint, the CPU model) has one home, and so the run-folder callback only
 decides when to write, not how to find out. What is measured (peak memory, the matmul
-peak, the device's name) is in :mod:`dmx.hardware`.
+peak, the device's name) is in :mod:`dmx.common.hardware`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from dmx.runs import METRICS_FILE, STATUS_DONE, STATUS_FAILED, read_metrics
+from dmx.common.run_folder import METRICS_FILE, STATUS_DONE, STATUS_FAILED, read_metrics
 
 log = logging.getLogger("dmx.sweep")
 LOG_FILE = "sweep.log"
@@ -29,7 +29,7 @@ LOG_FILE = "sweep.log"
 def grid_size(config: DictConfig) -> int | None:
     """How many runs a multirun's config asks for: the product of its sweeps' lengths (the
     command line's and the preset's sweeper params), as Hydra's basic sweeper counts."""
-    from dmx.validate import multirun_overrides
+    from dmx.config.validate import multirun_overrides
 
     try:
         parsed = multirun_overrides(config)

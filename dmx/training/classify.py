@@ -1,11 +1,11 @@
 """Sentence classification on top of the pretrained encoder, as a LightningModule of its own.
 
 Fine-tuning is a different task from pretraining (a batch of labelled sentences, one label
-each, scored by accuracy and F1), so it lives beside :class:`~dmx.tasks.MLMModule`
+each, scored by accuracy and F1), so it lives beside :class:`~dmx.training.mlm.MLMModule`
 rather than as a branch inside it. What the two share is applied the same way: the
 attention pattern of the ``attention`` group (keyed by the step in training, by
 ``EVAL_STEP`` in evaluation, the learned gate's penalty included) and the optimiser
-(AdamW with BERT's decay exemptions, linear warm-up then linear decay, :mod:`dmx.optim`).
+(AdamW with BERT's decay exemptions, linear warm-up then linear decay, :mod:`dmx.training.optim`).
 So a pattern is compared under the same rules whether the encoder is pretrained or not.
 """
 
@@ -31,8 +31,8 @@ from dmx.config import AttentionConfig, FinetuneConfig, OptimConfig
 from dmx.data.glue import GlueTask
 from dmx.masking.attention_masks import EVAL_STEP, AttentionPattern, combine, gate_penalty
 from dmx.model import MaskedLM
-from dmx.optim import build_optimizer, lr_lambda
-from dmx.tasks.scores import metric as score
+from dmx.training.optim import build_optimizer, lr_lambda
+from dmx.training.scores import metric as score
 
 log = logging.getLogger("dmx")
 

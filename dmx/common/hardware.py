@@ -1,7 +1,7 @@
 """What the machine can do and did, measured in this process: the matrix-multiply peak,
 peak memory, the device's name.
 
-Low on purpose (torch only): a run's provenance and MFU (:mod:`dmx.callbacks`) and the
+Low on purpose (torch only): a run's provenance and MFU (:mod:`dmx.run.callbacks`) and the
 benchmarks (:mod:`dmx.bench`) read the same numbers the same way.
 
 A fraction of a data-sheet peak says little on a shared 2-core VM (turbo, noisy

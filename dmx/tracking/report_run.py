@@ -1,7 +1,7 @@
 """The report as a W&B run (job_type "report"): the table, and the plots as images.
 
 Like training, it is offline unless credentials exist or WANDB_MODE says otherwise
-(:func:`dmx.tracking.resolve_mode`), so ``--wandb`` never waits on a network and never
+(:func:`dmx.tracking.wandb_run.resolve_mode`), so ``--wandb`` never waits on a network and never
 fails for the lack of one: the offline run is uploaded later with ``wandb sync``. An
 online start that fails falls back to offline after INIT_TIMEOUT_S, as training does.
 The run folder stays the source of truth; this is a copy for sharing.
@@ -53,7 +53,7 @@ def log_report(
     The run is written under WANDB_DIR when set, else next to the runs it reports on,
     in ``<root>/wandb`` (which the report never reads as a run).
     """
-    from dmx.tracking import resolve_mode
+    from dmx.tracking.wandb_run import resolve_mode
 
     mode = resolve_mode("auto")
     if mode == "disabled":
@@ -92,7 +92,7 @@ def _log(
 def _start(rows: Sequence[Row], root: Path, baseline: list[str], mode: str) -> Any:
     import wandb
 
-    from dmx.tracking import start_run
+    from dmx.tracking.wandb_run import start_run
 
     project, entity = _destination(rows)
     options: dict[str, Any] = dict(

@@ -19,8 +19,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from dmx.common.errors import one_line
 from dmx.config import Config
-from dmx.errors import one_line
 
 log = logging.getLogger("dmx")
 
@@ -104,7 +104,7 @@ def make_logger(
     names: tuple[str, str],
     run_id: str | None = None,
 ) -> WandbRun | None:
-    """A W&B run with ``names``' group and name (dmx.run_names: the experiment cell, and
+    """A W&B run with ``names``' group and name (dmx.tracking.names: the experiment cell, and
     the cell and seed); ``run_id`` continues an earlier W&B run (a resumed run)."""
     if config.logger.name == "none":
         return None
@@ -135,6 +135,9 @@ def make_logger(
             resume="allow" if run_id else None,
             settings=_settings(config),
         )
+        # Lightning's logger always hands wandb.init ``anonymous=None``, which W&B (0.19 on)
+        # answers with a deprecation line on every run; dmx never asks for anonymous runs.
+        logger._wandb_init.pop("anonymous", None)
         try:
             run = logger.experiment  # starts the W&B run now, so a failure is caught here
             # The epoch's training loss is logged with validation, beside val/tokens_seen.
@@ -172,7 +175,7 @@ def log_finetuning(config: Config, run_dir: Path, metrics: dict[str, Any]) -> No
         return
     import wandb
 
-    from dmx.runs import FINETUNE_DIR
+    from dmx.common.run_folder import FINETUNE_DIR
 
     strategy = metrics.get("mask_strategy", "?")
     group = metrics.get("wandb_group") or f"{config.experiment_name}/{strategy}"

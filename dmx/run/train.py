@@ -1,10 +1,10 @@
 """Build one run from a checked :class:`Config` and run it: pretraining, then fine-tuning.
 
 What it assembles lives elsewhere: the DataModules in :mod:`dmx.data`, the model in
-:mod:`dmx.model`, the LightningModules in :mod:`dmx.tasks`, the Trainer in
-:mod:`dmx.runtime`, what a folder already holds in :mod:`dmx.resume`, the run-folder
-callback in :mod:`dmx.callbacks`. The Hydra entry that calls :func:`train` is
-:mod:`dmx.entry`; tests call :func:`train` directly.
+:mod:`dmx.model`, the LightningModules in :mod:`dmx.training`, the Trainer in
+:mod:`dmx.training.trainer`, what a folder already holds in :mod:`dmx.run.resume`, the run-folder
+callback in :mod:`dmx.run.callbacks`. The Hydra entry that calls :func:`train` is
+:mod:`dmx.run.entry`; tests call :func:`train` directly.
 
 A run pretrains, then (``finetune=...``) fine-tunes the same encoder on a labelled task in a
 second Trainer and adds the dev scores to metrics.json; ``trainer.max_epochs=0`` skips
@@ -24,40 +24,31 @@ import lightning as L
 import torch
 from omegaconf import OmegaConf
 
-from dmx import stops
-from dmx.allocator import keep_freed_memory
-from dmx.callbacks import RunFolder
-from dmx.config import Config
-from dmx.data.datamodule import MLMDataModule
-from dmx.data.labelled import LabelledDataModule
-from dmx.data.tasks import LabelledTask
-from dmx.errors import UserError
-from dmx.finetune import finetune_all, labelled_data, read_tasks
-from dmx.model import MaskedLM
-from dmx.resume import (
-    Checkpoint,
-    clear_run,
-    kept_pretraining,
-    load_encoder,
-    new_encoder,
-    previous_run,
-    read_json_field,
-    save_encoder,
-)
-from dmx.runs import (
+from dmx.common.errors import UserError
+from dmx.common.files import atomic_write_text, write_json
+from dmx.common.run_folder import (
     CONFIG_FILE,
     ENCODER_FILE,
     METRICS_FILE,
     STATUS_DONE,
     RunFolderBusy,
     RunLock,
-    atomic_write_text,
     is_rank_zero,
     read_metrics,
-    write_json,
 )
-from dmx.runtime import build_trainer, using_threads
-from dmx.tasks import MLMModule
+from dmx.config import Config
+from dmx.data.datamodule import MLMDataModule
+from dmx.data.labelled import LabelledDataModule
+from dmx.data.tasks import LabelledTask
+from dmx.downstream.finetune import finetune_all, labelled_data, read_tasks
+from dmx.model import MaskedLM
+from dmx.run import stops
+from dmx.run.allocator import keep_freed_memory
+from dmx.run.callbacks import RunFolder
+from dmx.run.resume import Checkpoint, clear_run, kept_pretraining, previous_run, read_json_field
+from dmx.training.encoder import load_encoder, new_encoder, save_encoder
+from dmx.training.mlm import MLMModule
+from dmx.training.trainer import build_trainer, using_threads
 
 log = logging.getLogger("dmx")
 
@@ -70,12 +61,12 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
     """Train one run into ``run_dir``; returns the final metrics.json content.
 
     Any fault marks the run failed (with the reason) before it propagates, and leaves the
-    files written so far intact; a signal's stop (:mod:`dmx.stops`) marks it interrupted,
+    files written so far intact; a signal's stop (:mod:`dmx.run.stops`) marks it interrupted,
     at a checkpoint. A folder another process is training into is refused before anything
     in it is touched.
     """
     keep_freed_memory()
-    # SIGTERM and Ctrl-C stop at a checkpoint (dmx.stops)
+    # SIGTERM and Ctrl-C stop at a checkpoint (dmx.run.stops)
     with using_threads(config.impl.threads), stops.catching():
         if not is_rank_zero():  # a data-parallel worker: rank 0 holds the folder and writes it
             return _train(config, run_dir, rank_zero=False)
@@ -149,8 +140,9 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
         if config.impl.compile:
             model.compile_blocks()
         if rank_zero:
-            from dmx.run_names import run_names
-            from dmx.tracking import make_logger  # W&B is imported only when a run needs it
+            # W&B is imported only when a run needs it
+            from dmx.tracking.names import run_names
+            from dmx.tracking.wandb_run import make_logger
 
             strategy = data.train_masker.strategy
             names = run_names(config, strategy)
@@ -304,7 +296,7 @@ def add_finetuning(config: Config, run_dir: Path) -> dict[str, Any]:
         scores, _ = finetune_all(config, encoder, labelled, run_dir)
         metrics.update(scores)
         write_json(run_dir / METRICS_FILE, metrics)
-    from dmx.tracking import log_finetuning  # W&B is imported only when a run needs it
+    from dmx.tracking.wandb_run import log_finetuning  # W&B is imported only when a run needs it
 
     log_finetuning(config, run_dir, metrics)
     return metrics

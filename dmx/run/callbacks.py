@@ -1,8 +1,8 @@
 """The run-folder callback: keeps history.csv, metrics.json and the checkpoint current.
 
 It decides *when* to write (after every validation, at every epoch end, at the finish);
-:mod:`dmx.runs` decides *how* (atomically), and :mod:`dmx.provenance` what to record
-about the machine.
+:mod:`dmx.common.run_folder` decides *how* (atomically), and :mod:`dmx.run.provenance`
+what to record about the machine.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
-from dmx import hardware, provenance, stops
-from dmx.runs import (
+from dmx.common import hardware
+from dmx.common.files import write_json
+from dmx.common.run_folder import (
     ADAPTIVE_FILE,
     CHECKPOINT_DIR,
     HISTORY_FILE,
@@ -31,8 +32,8 @@ from dmx.runs import (
     STATUS_RUNNING,
     step_checkpoints,
     write_history,
-    write_json,
 )
+from dmx.run import provenance, stops
 
 
 class RunFolder(L.Callback):
@@ -91,7 +92,7 @@ class RunFolder(L.Callback):
         self.write_summary()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # From here a signal waits for the end of the step under way (dmx.stops).
+        # From here a signal waits for the end of the step under way (dmx.run.stops).
         stops.reinstall()
         stops.defer(True)
 
@@ -313,7 +314,7 @@ class RunFolder(L.Callback):
         self.write_summary(status=STATUS_DONE, wall_s=round(time.perf_counter() - self.started, 3))
 
     def fail(self, error: BaseException) -> None:
-        """The run's end by a fault, or by a signal's :class:`~dmx.stops.Stop` (interrupted,
+        """The run's end by a fault, or by a signal's :class:`~dmx.run.stops.Stop` (interrupted,
         not failed: nothing went wrong, and the same command continues it)."""
         reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         status = STATUS_INTERRUPTED if isinstance(error, stops.Stop) else STATUS_FAILED

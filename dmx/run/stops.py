@@ -2,7 +2,7 @@
 submitit, its requeue signal end a run where stopping loses nothing.
 
 While a run trains, a signal only asks for the stop: the step under way finishes, the
-run-folder callback (:mod:`dmx.callbacks`) saves a checkpoint at that step and raises
+run-folder callback (:mod:`dmx.run.callbacks`) saves a checkpoint at that step and raises
 :class:`Stop`; the run is marked interrupted and the process exits with 128 + the signal
 number, as a shell reports a killed command, so a scheduler or a script never takes it for
 finished. The same command continues it exactly. Outside the training loop (reading the

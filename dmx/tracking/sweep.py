@@ -24,11 +24,11 @@ from typing import Any
 import yaml
 from hydra.errors import HydraException, OverrideParseException
 
-from dmx.errors import UserError, exception_line
-from dmx.overrides import is_override, override_key, override_value
-from dmx.runs import atomic_write_text
-from dmx.tracking import has_credentials
-from dmx.validate import compose_config, overrides_parser
+from dmx.common.errors import UserError, exception_line
+from dmx.common.files import atomic_write_text
+from dmx.common.overrides import is_override, override_key, override_value
+from dmx.config.validate import compose_config, overrides_parser
+from dmx.tracking.wandb_run import has_credentials
 
 SPEC_FILE = "wandb_sweep.yaml"
 PROGRAM = "dmx-train"
@@ -87,7 +87,7 @@ def _split_hydra(args: Sequence[str]) -> tuple[list[str], list[str]]:
 def _grid(overrides: Sequence[str]) -> dict[str, tuple[bool, list[str]]]:
     """Key -> (swept?, values), in BasicSweeper's order: first mention of a key fixes its
     place, the last one its values. Parsed with dmx's config loader so glob() sees the
-    groups (:func:`dmx.validate.overrides_parser`)."""
+    groups (:func:`dmx.config.validate.overrides_parser`)."""
     grid: dict[str, tuple[bool, list[str]]] = {}
     try:
         parsed = overrides_parser().parse_overrides(list(overrides))
