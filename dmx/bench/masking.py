@@ -12,6 +12,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -95,16 +96,7 @@ def bench_masking(
         label: replace(MaskConfig(), copies=None, prob=prob, unit=unit, count=count, weighting=w)
         for label, unit, count, w in STRATEGIES
     }
-    # Statistics depend on the unit and the weighting only, and PMI units and fixed weights
-    # are read-only: built once per kind. An adaptive table is training state, so each
-    # adaptive strategy gets its own.
-    built: dict[tuple[str, str], CorpusStatistics] = {}
-    needs = {}
-    for label, mask in configs.items():
-        kind = (mask.unit, mask.weighting)
-        if kind not in built or mask.weighting in RULES:
-            built[kind] = corpus_statistics(corpus, mask)
-        needs[label] = built[kind]
+    needs = _statistics(corpus, configs)
     tokens = {"vocab_size": corpus.vocab_size, "mask_token_id": MASK_ID, "n_special": N_SPECIAL}
     maskers = {
         label: TokenMasker.from_config(mask, seed=0, **tokens) for label, mask in configs.items()
@@ -116,39 +108,59 @@ def bench_masking(
     collator = hf_collator(corpus.tokenizer, prob)
     hf_examples = [[{"input_ids": e["input_ids"]} for e in chunk] for chunk in chunks]
 
-    def run_dmx(label: str) -> Callable[[], None]:
-        masker, adaptive = maskers[label], needs[label].adaptive
-        weights = needs[label].weights
-
-        def once() -> None:
-            for key, chunk in enumerate(chunks):
-                batch = default_collate(chunk)
-                masked = masker(
-                    batch["input_ids"],
-                    batch["index"],
-                    key,
-                    word_starts=batch["word_starts"],
-                    unit_starts=batch["unit_starts"] if masker.unit == "pmi" else None,
-                    # The adaptive table is read at every batch: its updates replace it.
-                    weights=adaptive.weights if adaptive is not None else weights,
-                )
-                if adaptive is not None:  # the step's losses, as training feeds them
-                    ids = masked.labels[masked.selected]
-                    adaptive.observe(ids, torch.rand(len(ids)), torch.rand(len(ids)) < 0.5)
-                    if adaptive.due():
-                        adaptive.update(key)
-
-        return once
-
     def run_hf() -> None:
         for chunk in hf_examples:
             collator(chunk)
 
-    runs: dict[str, Callable[[], None]] = {label: run_dmx(label) for label in maskers}
+    runs: dict[str, Callable[[], None]] = {
+        label: _masking_loop(maskers[label], needs[label], chunks) for label in maskers
+    }
     runs[HF_LABEL] = run_hf
     timings = _time_alternating(runs, rounds, len(chunks), batch_size)
     hf = timings.pop(HF_LABEL)
     return list(timings.values()), hf
+
+
+def _statistics(corpus: Corpus, configs: dict[str, MaskConfig]) -> dict[str, CorpusStatistics]:
+    """Each strategy's corpus statistics. They depend on the unit and the weighting only,
+    and PMI units and fixed weights are read-only: built once per kind. An adaptive table is
+    training state, so each adaptive strategy gets its own."""
+    built: dict[tuple[str, str], CorpusStatistics] = {}
+    needs = {}
+    for label, mask in configs.items():
+        kind = (mask.unit, mask.weighting)
+        if kind not in built or mask.weighting in RULES:
+            built[kind] = corpus_statistics(corpus, mask)
+        needs[label] = built[kind]
+    return needs
+
+
+def _masking_loop(
+    masker: TokenMasker, stats: CorpusStatistics, chunks: list[list[dict[str, Any]]]
+) -> Callable[[], None]:
+    """One timed pass of a dmx strategy over the chunks, as training masks them: an
+    adaptive table is read at every batch and fed the step's losses."""
+    adaptive, weights = stats.adaptive, stats.weights
+
+    def once() -> None:
+        for key, chunk in enumerate(chunks):
+            batch = default_collate(chunk)
+            masked = masker(
+                batch["input_ids"],
+                batch["index"],
+                key,
+                word_starts=batch["word_starts"],
+                unit_starts=batch["unit_starts"] if masker.unit == "pmi" else None,
+                # The adaptive table is read at every batch: its updates replace it.
+                weights=adaptive.weights if adaptive is not None else weights,
+            )
+            if adaptive is not None:  # the step's losses, as training feeds them
+                ids = masked.labels[masked.selected]
+                adaptive.observe(ids, torch.rand(len(ids)), torch.rand(len(ids)) < 0.5)
+                if adaptive.due():
+                    adaptive.update(key)
+
+    return once
 
 
 def _time_alternating(

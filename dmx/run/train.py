@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -49,6 +49,9 @@ from dmx.run.resume import Checkpoint, clear_run, kept_pretraining, previous_run
 from dmx.training.encoder import load_encoder, new_encoder, save_encoder
 from dmx.training.mlm import MLMModule
 from dmx.training.trainer import build_trainer, using_threads
+
+if TYPE_CHECKING:
+    from dmx.tracking.wandb_run import WandbRun
 
 log = logging.getLogger("dmx")
 
@@ -125,37 +128,16 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
     logger = None
     try:
         labelled = _record_data(config, data, tasks, folder)
-        assert data.corpus is not None
-        if pretraining is not None:
-            model, _ = load_encoder(config, run_dir)
-            folder.summary = {**pretraining, **folder.summary}
-            log.info(
-                "pretraining finished in an earlier attempt: fine-tuning from %s",
-                run_dir / ENCODER_FILE,
-            )
-        else:
-            # The same seed gives the same initial weights whatever the mask strategy.
-            torch.manual_seed(config.seed)
-            model = new_encoder(config, data.vocab_size)
-        if config.impl.compile:
-            model.compile_blocks()
+        model = _encoder(config, run_dir, data, folder, pretraining)
         if rank_zero:
-            # W&B is imported only when a run needs it
-            from dmx.tracking.names import run_names
-            from dmx.tracking.wandb_run import make_logger
-
-            strategy = data.train_masker.strategy
-            names = run_names(config, strategy)
-            logger = make_logger(config, run_dir, strategy, names, run_id=wandb_id)
-        if logger is not None:
-            group, name = names
-            folder.write_summary(wandb_id=logger.run_id, wandb_group=group, wandb_name=name)
+            logger = _logger(config, run_dir, data, folder, wandb_id)
         if not encoder_kept:
             if config.trainer.max_epochs > 0:
                 pretrain(config, data, model, folder, logger, run_dir, previous)
             else:
                 log.info("trainer.max_epochs=0: no pretraining; the encoder keeps its init")
             if rank_zero:
+                assert data.corpus is not None
                 save_encoder(run_dir, model, data.corpus.tokenizer)
         if labelled:
             scores, facts = finetune_all(config, model, labelled, run_dir)
@@ -172,6 +154,49 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
     return folder.summary
 
 
+def _encoder(
+    config: Config,
+    run_dir: Path,
+    data: MLMDataModule,
+    folder: RunFolder,
+    pretraining: dict[str, Any] | None,
+) -> MaskedLM:
+    """The encoder this attempt trains: the one an earlier attempt kept when it finished
+    pretraining (its record joins this one's), or a fresh one from the run's seed."""
+    if pretraining is not None:
+        model, _ = load_encoder(config, run_dir)
+        folder.summary = {**pretraining, **folder.summary}
+        log.info(
+            "pretraining finished in an earlier attempt: fine-tuning from %s",
+            run_dir / ENCODER_FILE,
+        )
+    else:
+        # The same seed gives the same initial weights whatever the mask strategy.
+        torch.manual_seed(config.seed)
+        model = new_encoder(config, data.vocab_size)
+    if config.impl.compile:
+        model.compile_blocks()
+    return model
+
+
+def _logger(
+    config: Config, run_dir: Path, data: MLMDataModule, folder: RunFolder, wandb_id: str | None
+) -> WandbRun | None:
+    """The run's W&B run, named after its sweep cell (``wandb_id`` continues a resumed
+    run's); its id, group and name are recorded so dmx finetune can log beside it."""
+    # W&B is imported only when a run needs it
+    from dmx.tracking.names import run_names
+    from dmx.tracking.wandb_run import make_logger
+
+    strategy = data.train_masker.strategy
+    names = run_names(config, strategy)
+    logger = make_logger(config, run_dir, strategy, names, run_id=wandb_id)
+    if logger is not None:
+        group, name = names
+        folder.write_summary(wandb_id=logger.run_id, wandb_group=group, wandb_name=name)
+    return logger
+
+
 def _open_folder(
     config: Config,
     run_dir: Path,
@@ -181,7 +206,12 @@ def _open_folder(
     began: float,
 ) -> RunFolder:
     """The run-folder callback, after a fresh start has cleared the old attempt's files and
-    the config is recorded (rank 0 only)."""
+    the config is recorded (rank 0 only).
+
+    ``attempts`` counts the processes that have trained into the folder: 1 for a run
+    trained at one go, one more for each resume; a finished run's is never raised, since a
+    finished run is never opened again."""
+    earlier = None if fresh else read_json_field(run_dir / METRICS_FILE, "attempts")
     if rank_zero:
         if fresh:
             clear_run(run_dir)
@@ -196,7 +226,10 @@ def _open_folder(
         keep=impl.keep_checkpoints,
         started=began,
     )
-    folder.write_summary(resumed_from_step=previous.step if previous else 0)
+    folder.write_summary(
+        resumed_from_step=previous.step if previous else 0,
+        attempts=1 if fresh else (earlier if isinstance(earlier, int) else 1) + 1,
+    )
     if previous:
         log.info("resuming from %s (step %d)", previous.path, previous.step)
     return folder
