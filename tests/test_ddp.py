@@ -183,7 +183,7 @@ def test_a_data_parallel_run_stopped_mid_epoch_resumes_to_the_bit(tmp_path: Path
     then continued by the same command. Identical metrics and history: the data-parallel
     run is reproducible, and resumes mid-epoch exactly, its mask statistics and AMLM's
     half-filled window summed over both processes in the checkpoint."""
-    from helpers import DMX, TIMINGS
+    from helpers import DMX, RESUME_FIELDS, TIMINGS
 
     args = tiny("impl.accelerator=cpu", "impl.devices=2", "trainer.max_epochs=3")
     args += ["mask=amlm", "mask.adapt_every=4", "impl.checkpoint_every_n_steps=20"]
@@ -191,7 +191,7 @@ def test_a_data_parallel_run_stopped_mid_epoch_resumes_to_the_bit(tmp_path: Path
     def result(run: Path) -> tuple[dict[str, Any], list[str]]:
         metrics = json.loads((run / "metrics.json").read_text())
         history = (run / "history.csv").read_text().splitlines()
-        skip = TIMINGS | {"resumed_from_step"}
+        skip = TIMINGS | RESUME_FIELDS
         return {k: v for k, v in metrics.items() if k not in skip}, [
             row.rsplit(",", 1)[0]
             for row in history  # train_s aside

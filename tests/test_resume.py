@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import DMX, TIMINGS, invoke_dmx, make_config, run_dmx, tiny
+from helpers import DMX, RESUME_FIELDS, TIMINGS, invoke_dmx, make_config, run_dmx, tiny
 
 from dmx.common.errors import UserError
 from dmx.common.run_folder import RunLock, read_metrics, step_checkpoints
@@ -44,7 +44,7 @@ def _crash_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    skip = TIMINGS | {"resumed_from_step"}
+    skip = TIMINGS | RESUME_FIELDS
     return {k: v for k, v in a.items() if k not in skip} == {
         k: v for k, v in b.items() if k not in skip
     }
@@ -88,6 +88,7 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(
     assert resumed["status"] == "done"
     assert resumed["resumed_from_step"] == max(s for s in (crash // 4 * 4, 18) if s <= crash)
     assert whole["resumed_from_step"] == 0
+    assert (resumed["attempts"], whole["attempts"]) == (2, 1)
     assert _same(resumed, whole)
     assert _history(tmp_path / "cut") == _history(tmp_path / "whole")
 

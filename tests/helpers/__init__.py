@@ -7,6 +7,7 @@ from ``conftest``.
 from helpers.glue_files import glue_folder, write
 from helpers.runs import (
     DMX,
+    RESUME_FIELDS,
     TIMINGS,
     TINY,
     invoke_dmx,
@@ -18,6 +19,7 @@ from helpers.runs import (
 
 __all__ = [
     "DMX",
+    "RESUME_FIELDS",
     "TIMINGS",
     "TINY",
     "glue_folder",

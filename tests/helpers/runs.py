@@ -61,6 +61,9 @@ TIMINGS = {
     "model_tflops",
     "mfu",
 }
+# What differs between a resumed run and the same run trained at one go: where it resumed
+# from, and how many attempts trained it.
+RESUME_FIELDS = {"resumed_from_step", "attempts"}
 
 
 def make_config(*overrides: str) -> Config:
