@@ -269,3 +269,40 @@ def test_impl_threads_leaves_the_run_folders_names_alone(tmp_path: Path) -> None
     assert names[0] == names[1]
     ran = [read_metrics(p.parent)["threads"] for p in (tmp_path / "sweep1").rglob("metrics.json")]
     assert ran == [1, 1]
+
+
+@pytest.mark.parametrize(
+    "command", ["train", "sweep", "finetune", "report", "bench", "sync", "export"]
+)
+def test_help_wraps_cleanly_at_80_columns(command: str) -> None:
+    """What `dmx COMMAND --help` shows in an 80-column terminal: no line past 80; prose
+    wrapped by width only, so no line of a paragraph ends where its next word would fit (the
+    docstring's own line ends re-broken by rich left "not" alone on a line); every example
+    on one line, or continued with a backslash."""
+    from typer.testing import CliRunner
+
+    from dmx.cli import app
+
+    result = CliRunner().invoke(
+        app, [command, "--help"], prog_name="dmx", env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"}
+    )
+    assert result.exit_code == 0
+    lines = [line.rstrip() for line in result.stdout.splitlines()]
+    assert max(len(line) for line in lines) <= 80
+    description = lines[: next(i for i, line in enumerate(lines) if line.startswith("╭─"))]
+    paragraphs: list[list[str]] = [[]]
+    for line in description:
+        if line.strip():
+            paragraphs[-1].append(line.strip())
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    checked = 0
+    for paragraph in (p for p in paragraphs if p and not p[0].startswith("Usage:")):
+        if paragraph[0].startswith("dmx "):  # an example
+            assert all(line.endswith("\\") for line in paragraph[:-1]), paragraph
+        else:
+            # A line ends only where the next word would not have fitted (78 columns of text).
+            for line, after in zip(paragraph, paragraph[1:], strict=False):
+                assert len(line) + 1 + len(after.split()[0]) > 78, (line, after)
+            checked += 1
+    assert checked >= 1

@@ -13,7 +13,7 @@ import typer
 
 from dmx import __version__
 from dmx.cli import bench, export, finetune, report, run, sync
-from dmx.cli.common import PASS_THROUGH, OneLineErrors
+from dmx.cli.common import PASS_THROUGH, OneLineErrors, help_text
 from dmx.cli.groups import groups_help
 
 app = typer.Typer(
@@ -41,12 +41,16 @@ def main(
     """dmx: does dynamic masking beat static masking, for your model, data and budget?"""
 
 
-app.command(context_settings=PASS_THROUGH, epilog=groups_help())(run.train)
-app.command(context_settings=PASS_THROUGH, epilog=groups_help())(run.sweep)
-app.command(context_settings=PASS_THROUGH)(finetune.finetune)
-app.command()(report.report)
-app.command()(bench.bench)
-app.command()(sync.sync)
-app.command()(export.export)
+# Each command's help is its docstring, its prose re-flowed to the terminal's width.
+for command, settings, epilog in (
+    (run.train, PASS_THROUGH, groups_help()),
+    (run.sweep, PASS_THROUGH, groups_help()),
+    (finetune.finetune, PASS_THROUGH, None),
+    (report.report, None, None),
+    (bench.bench, None, None),
+    (sync.sync, None, None),
+    (export.export, None, None),
+):
+    app.command(context_settings=settings, epilog=epilog, help=help_text(command))(command)
 
 __all__ = ["app"]

@@ -6,7 +6,8 @@ own :class:`~dmx.common.errors.UserError` both end as ``dmx: error: <one line na
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import inspect
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,6 +23,22 @@ except ImportError:  # pragma: no cover
 
 # Commands that take Hydra overrides take any further words and pass them on.
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def help_text(command: Callable[..., Any]) -> str:
+    """A command's docstring as its ``--help``: prose paragraphs joined into one line each,
+    so rich wraps them at the terminal's width instead of breaking them again at the
+    docstring's own line ends ("are read, not / trained again" at 80 columns); indented
+    lines (the examples) kept one to a line, as written."""
+    paragraphs = inspect.cleandoc(command.__doc__ or "").split("\n\n")
+    kept = []
+    for paragraph in paragraphs:
+        lines = paragraph.splitlines()
+        if any(line.startswith(" ") for line in lines):
+            kept.append(paragraph)
+        else:
+            kept.append(" ".join(line.strip() for line in lines))
+    return "\n\n".join(kept)
 
 
 def fail(message: object) -> typer.Exit:

@@ -38,8 +38,8 @@ def finetune(
 
       dmx finetune outputs/runs/RUN finetune=glue finetune.glue_dir=glue_data
 
-      dmx finetune outputs/sweeps/SWEEP finetune=glue finetune.glue_dir=glue_data
-      finetune.tasks=[RTE,MRPC] finetune.lrs=[1e-4,3e-4] finetune.seeds=[0,1,2,3,4]
+      dmx finetune SWEEP finetune=glue finetune.glue_dir=glue_data \\
+        finetune.tasks=[RTE,MRPC] finetune.lrs=[1e-4,3e-4] finetune.seeds=[0,1,2]
 
       dmx finetune outputs/runs/RUN finetune=embedded finetune.epochs=5
     """

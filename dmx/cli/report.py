@@ -57,21 +57,21 @@ def report(
 
     [bold]Examples[/bold]
 
-      dmx report outputs/sweeps/static_vs_dynamic_2026-11-21_10-00-00
+      dmx report outputs/sweeps/static_vs_dynamic
 
-      dmx report outputs/sweeps/my_sweep --baseline mask=static   [dim]# Δ and p vs static[/dim]
+      dmx report SWEEP --baseline mask=static    [dim]# Δ and p against static[/dim]
 
-      dmx report outputs/sweeps/my_sweep --baseline mask.copies=1 --plot figures/
+      dmx report SWEEP --baseline mask.copies=1 --plot figures/
 
       dmx report outputs/ --format md
 
-      dmx report outputs/sweeps/my_sweep --format latex --baseline mask=dynamic -o table.tex
+      dmx report SWEEP --format latex --baseline mask=dynamic -o table.tex
 
-      dmx report outputs/sweeps/my_sweep --format json -o results.json
+      dmx report SWEEP --format json -o results.json
 
-      dmx report outputs/sweeps/my_sweep --wandb        [dim]# then wandb sync, as printed[/dim]
+      dmx report SWEEP --wandb          [dim]# then wandb sync, as printed[/dim]
 
-      dmx report outputs/sweeps/my_sweep --per-seed     [dim]# does it hold seed by seed?[/dim]
+      dmx report SWEEP --per-seed       [dim]# does it hold seed by seed?[/dim]
     """
     print_report(
         folder, fmt, output, per_seed=per_seed, baseline=baseline or [], plot=plot, wandb=wandb

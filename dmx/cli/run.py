@@ -165,7 +165,7 @@ def sweep(
 
       dmx sweep hydra.sweep.dir=outputs/sweeps/my_sweep logger=none
 
-      dmx sweep --per-seed         [dim]# then one row per seed: does the gap hold at each?[/dim]
+      dmx sweep --per-seed         [dim]# then a row per seed: does the gap hold?[/dim]
 
       dmx sweep --force            [dim]# train every run again, finished or not[/dim]
 
