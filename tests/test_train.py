@@ -183,11 +183,21 @@ def test_wandb_offline_run_is_named_by_its_cell_and_says_how_to_sync(
 
 
 @pytest.mark.slow
-def test_a_full_run_with_wandb_offline_is_done(tmp_path: Path) -> None:
+def test_a_full_run_with_wandb_offline_is_done_and_w_and_b_warns_of_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """W&B's warnings are caught where W&B raises them (``wandb.termwarn``, which prints
+    each only once a process): Lightning's logger used to hand wandb.init a deprecated
+    ``anonymous`` setting, and every run printed W&B's deprecation line."""
+    import wandb
+
+    warned: list[str] = []
+    monkeypatch.setattr(wandb, "termwarn", lambda message, *a, **k: warned.append(message))
     run = tmp_path / "wb"
     metrics = train_run(run, "logger=wandb", "logger.mode=offline", "trainer.max_epochs=1")
     assert metrics["status"] == "done"
     assert len(list((run / "wandb").glob("offline-run-*/*.wandb"))) == 1
+    assert warned == []
 
 
 def test_closing_line_reads_na_for_figures_never_measured() -> None:
