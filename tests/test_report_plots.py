@@ -22,7 +22,9 @@ from dmx.common.errors import UserError
 from dmx.common.files import atomic_write_text, write_json
 from dmx.common.run_folder import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, write_history
 from dmx.report import plots
-from dmx.report.plots import PIXELS, curve
+from dmx.report.plots.adaptive import adaptive_trace
+from dmx.report.plots.curves import curve
+from dmx.report.plots.style import PIXELS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -108,13 +110,13 @@ class Drawn(dict[str, Figure]):
 @pytest.fixture
 def figures(monkeypatch: pytest.MonkeyPatch) -> Drawn:
     drawn = Drawn()
-    save = plots._save
+    save = plots.save
 
     def spy(figure: Figure, path: Path) -> Path:
         drawn[path.name] = figure
         return save(figure, path) if drawn.save else path
 
-    monkeypatch.setattr(plots, "_save", spy)
+    monkeypatch.setattr(plots, "save", spy)
     return drawn
 
 
@@ -420,7 +422,7 @@ def test_adaptive_rates_png_averages_the_seeds_tables(sweep: Path, tmp_path: Pat
         write_json(sweep / f"dynamic_s{seed}" / "adaptive_rates.json", _adaptive_record(shift))
     rows = rep.load(sweep)
     dynamic = next(r for r in rows if r.strategy == "dynamic")
-    trace = rep.plots.adaptive_trace(dynamic)
+    trace = adaptive_trace(dynamic)
     assert trace is not None and trace.n == 2
     assert trace.steps.tolist() == [20.0, 40.0, 60.0]
     assert trace.quantiles["p95"].tolist() == pytest.approx(
@@ -428,7 +430,7 @@ def test_adaptive_rates_png_averages_the_seeds_tables(sweep: Path, tmp_path: Pat
     )
     assert trace.bands.shape == (3, 4)
     static = next(r for r in rows if r.strategy == "static(K=1)")
-    assert rep.plots.adaptive_trace(static) is None
+    assert adaptive_trace(static) is None
     out = tmp_path / "figures"
     written = rep.write_plots(rows, out, "sweep")
     assert out / "adaptive_rates.png" in written

@@ -10,6 +10,7 @@ The pipeline is small steps, each in its own module and replaceable on its own::
     collect(root)       -> list[Run]    every readable run folder under root   (collect)
     summarize(runs)     -> list[Row]    one Row per group, with statistics     (summary)
                                         grouping keys and labels               (groups, labels)
+                                        which metrics, their formats           (metrics)
                                         mean, std, median, ci95                (stats)
     compare_to(rows, b) -> Row          the baseline; other rows get Δ, p, d   (baseline)
     render(rows, fmt)   -> str | None   a rich table, markdown, csv, json or   (table, render,
@@ -48,20 +49,10 @@ from dmx.report.groups import (
 )
 from dmx.report.labels import ALL_LABEL, STRATEGY_KEYS, format_value, group_label
 from dmx.report.latex import to_latex
+from dmx.report.metrics import DIAGNOSTICS, FINETUNE, GLUE, METRICS, Metric
 from dmx.report.plots import PLOT_FILES, PlotWarning, check_plot_dir, write_plots
 from dmx.report.render import FORMATS, check_format, render, to_csv, to_json, to_markdown
-from dmx.report.stats import (
-    DIAGNOSTICS,
-    FINETUNE,
-    GLUE,
-    METRICS,
-    Comparison,
-    Metric,
-    Stat,
-    compare,
-    describe,
-    seeds_for_power,
-)
+from dmx.report.stats import Comparison, Stat, compare, describe, seeds_for_power
 from dmx.report.summary import Row, summarize
 from dmx.report.table import print_table
 

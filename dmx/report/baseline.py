@@ -18,7 +18,8 @@ import yaml
 from dmx.common.errors import UserError
 from dmx.report.groups import MISSING
 from dmx.report.labels import GROUP_CHOICE_KEYS, STRATEGY_NAME, format_value, short_names
-from dmx.report.stats import PAIRED, WELCH, Comparison, compare, is_result
+from dmx.report.metrics import is_result
+from dmx.report.stats import PAIRED, WELCH, Comparison, compare
 from dmx.report.summary import Row
 
 EXAMPLE = "--baseline mask=static or --baseline mask.copies=1"

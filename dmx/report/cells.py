@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from dmx.common.errors import one_line
 from dmx.report.labels import format_value
-from dmx.report.stats import Comparison, Metric, Stat, is_result
+from dmx.report.metrics import Metric, is_result
+from dmx.report.stats import Comparison, Stat
 from dmx.report.summary import Row
 
 CAPTION = "mean ± sample std over the n done runs of each group"

@@ -14,7 +14,8 @@ from dmx.common.run_folder import STATUS_DONE, STATUS_FAILED, STATUS_RUNNING
 from dmx.report.collect import Run
 from dmx.report.groups import IGNORED_KEYS, differing_keys, group_runs, impl_differences, sort_key
 from dmx.report.labels import ALL_LABEL, label_groups
-from dmx.report.stats import DIAGNOSTICS, METRICS, Comparison, Metric, Stat, describe, number
+from dmx.report.metrics import DIAGNOSTICS, METRICS, Metric
+from dmx.report.stats import Comparison, Stat, describe
 
 
 @dataclass
@@ -131,3 +132,10 @@ def _strategy(runs: Sequence[Run]) -> str | None:
     naming itself changed between them, which the label then shows."""
     found = sorted({r.strategy for r in runs if r.strategy is not None})
     return "/".join(found) if found else None
+
+
+def number(value: Any) -> float | None:
+    """A metric value as a float, or None when it is missing or not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)

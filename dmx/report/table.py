@@ -26,7 +26,7 @@ from dmx.report.cells import (
     metrics_of,
     row_notes,
 )
-from dmx.report.stats import Metric
+from dmx.report.metrics import Metric
 from dmx.report.summary import Row
 
 if TYPE_CHECKING:
