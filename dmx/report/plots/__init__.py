@@ -29,7 +29,8 @@ from pathlib import Path
 
 from dmx.common.errors import UserError
 from dmx.common.run_folder import HISTORY_FILE
-from dmx.report.metrics import Metric, is_result
+from dmx.report.cells import metrics_of
+from dmx.report.metrics import is_result
 from dmx.report.plots.adaptive import adaptive_figure, adaptive_trace
 from dmx.report.plots.curves import curve, val_loss_figure
 from dmx.report.plots.metrics import differences_figure, final_metrics_figure
@@ -73,7 +74,7 @@ def write_plots(rows: Sequence[Row], out_dir: Path, title: str) -> list[Path]:
         )
     metrics = [
         m
-        for m in _metrics(rows)
+        for m in metrics_of(rows)
         if is_result(m) and any(row.stats[m.key].mean is not None for row in rows)
     ]
     if metrics:
@@ -93,7 +94,3 @@ def write_plots(rows: Sequence[Row], out_dir: Path, title: str) -> list[Path]:
         path = out_dir / ADAPTIVE_RATES_FILE
         written.append(save(adaptive_figure(adaptive[:MAX_ADAPTIVE_GROUPS], title), path))
     return written
-
-
-def _metrics(rows: Sequence[Row]) -> list[Metric]:
-    return list({m.key: m for row in rows for m in row.metrics}.values())
