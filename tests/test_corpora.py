@@ -20,8 +20,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
 from dmx.common.errors import UserError
 from dmx.config import DataConfig, MaskConfig
-from dmx.data import cache as cache_module
-from dmx.data import hub
+from dmx.data import hub, tokenize_corpus
 from dmx.data.corpus import load_corpus
 from dmx.data.datamodule import MLMDataModule
 from dmx.data.embedded import generate_documents
@@ -250,7 +249,7 @@ def test_a_second_load_reuses_the_memory_mapped_cache(
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("the tokenizer was trained again")
 
-    monkeypatch.setattr(cache_module, "train_tokenizer", no_training)
+    monkeypatch.setattr(tokenize_corpus, "train_tokenizer", no_training)
     with caplog.at_level(logging.INFO, logger="dmx.data.cache"):
         second = load_corpus(cfg, tmp_path / "cache")
     assert f"corpus: reusing cache {folder}" in caplog.text

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from dmx.config import DataConfig, MaskConfig
-from dmx.data.cache import word_starts_array
 from dmx.data.corpus import load_corpus
 from dmx.data.datamodule import EpochKeyedSampler, MLMDataModule
 from dmx.data.sequences import pack, word_starts
+from dmx.data.tokenize_corpus import word_starts_array
 from dmx.data.tokenizer import CLS_ID, MASK_ID, N_SPECIAL, PAD_ID, SEP_ID, SPECIAL_TOKENS
 
 

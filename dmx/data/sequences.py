@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dmx.data.cache import TokenStream
+from dmx.data.token_stream import TokenStream
 from dmx.data.tokenizer import CLS_ID, PAD_ID, SEP_ID
 
 
@@ -154,5 +154,5 @@ def pack(
 
 def word_starts(word_ids: list[int | None]) -> list[int]:
     """1 where a token begins a word, from an encoding's ``word_ids`` (the reference that
-    dmx.data.cache.word_starts_array computes without a Python loop)."""
+    dmx.data.tokenize_corpus.word_starts_array computes without a Python loop)."""
     return [int(i == 0 or w is None or w != word_ids[i - 1]) for i, w in enumerate(word_ids)]

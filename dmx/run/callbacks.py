@@ -1,15 +1,14 @@
 """The run-folder callback: keeps history.csv, metrics.json and the checkpoint current.
 
 It decides *when* to write (after every validation, at every epoch end, at the finish);
-:mod:`dmx.common.run_folder` decides *how* (atomically), and :mod:`dmx.run.provenance`
-what to record about the machine.
+:mod:`dmx.common.run_folder` decides *how* (atomically), :mod:`dmx.run.provenance`
+what to record about the machine, and :mod:`dmx.run.checkpoint_state` what a checkpoint
+holds for an exact resume and how its files are kept.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -22,18 +21,16 @@ from dmx.common import hardware
 from dmx.common.files import write_json
 from dmx.common.run_folder import (
     ADAPTIVE_FILE,
-    CHECKPOINT_DIR,
     HISTORY_FILE,
-    LAST_CHECKPOINT,
     METRICS_FILE,
     STATUS_DONE,
     STATUS_FAILED,
     STATUS_INTERRUPTED,
     STATUS_RUNNING,
-    step_checkpoints,
     write_history,
 )
 from dmx.run import provenance, stops
+from dmx.run.checkpoint_state import add_rng, restore_rng, set_rng, write_checkpoint
 
 
 class RunFolder(L.Callback):
@@ -118,7 +115,7 @@ class RunFolder(L.Callback):
         # it draws a seed from torch's generator, as the uninterrupted run did before the
         # checkpoint. So the epoch's clock and the generator are set here, before the step.
         if self._rng_at_first_batch is not None:
-            _set_rng(self._rng_at_first_batch)
+            set_rng(self._rng_at_first_batch)
             self._rng_at_first_batch = None
             self._epoch_start = time.perf_counter()
             self._epoch_offset_at_start, self._epoch_offset = self._epoch_offset, 0.0
@@ -196,30 +193,10 @@ class RunFolder(L.Callback):
             raise stops.Stop(signum)
 
     def save_checkpoint(self, trainer: L.Trainer, mid_epoch: bool) -> None:
-        """``step-<global step>.ckpt``, written under a temporary name and renamed; then
-        ``last.ckpt`` names the newest (a hard link, no second copy), and only the newest
-        ``keep`` step files stay."""
-        folder = self.run_dir / CHECKPOINT_DIR
-        final = folder / f"step-{trainer.global_step:09d}.ckpt"
-        tmp = folder / f".{final.name}.tmp"
+        """A checkpoint of this step (dmx.run.checkpoint_state keeps its files); whether
+        it is taken mid-epoch goes into it, and into the epoch time it saves."""
         self._mid_epoch = mid_epoch
-        try:  # collective under DDP: all ranks call it
-            trainer.save_checkpoint(tmp, weights_only=False)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # a full disk: the last good checkpoint stays the newest
-            raise
-        if not (trainer.is_global_zero and self.rank_zero):
-            return
-        os.replace(tmp, final)
-        link = folder / ".last.ckpt.tmp"
-        link.unlink(missing_ok=True)
-        try:
-            os.link(final, link)
-        except OSError:  # a file system without hard links
-            shutil.copyfile(final, link)
-        os.replace(link, folder / LAST_CHECKPOINT)
-        for old in step_checkpoints(self.run_dir)[self.keep :]:
-            old.unlink(missing_ok=True)
+        write_checkpoint(trainer, self.run_dir, self.keep, self.rank_zero)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -236,19 +213,14 @@ class RunFolder(L.Callback):
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        # Dropout draws from torch's generator: it continues where it was, so a resumed run
-        # draws what the uninterrupted one drew.
-        checkpoint["dmx_rng"] = _get_rng()
-        checkpoint["dmx_mid_epoch"] = self._mid_epoch
+        add_rng(checkpoint, self._mid_epoch)
 
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        rng = checkpoint.get("dmx_rng")
+        rng = restore_rng(checkpoint)
         if rng is not None:
-            _set_rng(rng)
-            if checkpoint.get("dmx_mid_epoch"):
-                self._rng_at_first_batch = rng
+            self._rng_at_first_batch = rng
 
     def _metrics_from_history(self, pl_module: L.LightningModule, train_s: float) -> dict[str, Any]:
         last = self.history[-1]
@@ -342,16 +314,3 @@ def _stop_asked(trainer: L.Trainer, pl_module: L.LightningModule) -> int:
         flag = torch.tensor(float(signum), device=pl_module.device)
         signum = int(trainer.strategy.reduce(flag, reduce_op="max").item())
     return signum
-
-
-def _get_rng() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
