@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+import dmx
+
 PACKAGES = ("dmx", "torch", "lightning", "hydra-core", "omegaconf", "wandb", "tokenizers")
 
 
@@ -34,7 +36,8 @@ def versions() -> dict[str, str]:
 def git_commit() -> dict[str, object] | None:
     """The commit of the dmx source that runs, and whether it had uncommitted changes;
     None for an installed copy outside a git checkout (its version names it then)."""
-    root = Path(__file__).resolve().parent.parent
+    # The checkout holds the dmx package: its parent, wherever in the package this file is.
+    root = Path(dmx.__file__).resolve().parent.parent
     if not (root / ".git").exists():
         return None
     try:
