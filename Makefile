@@ -28,7 +28,7 @@ demo: install
 	$(BIN)/dmx sweep experiment=static_vs_dynamic --per-seed
 
 test: lint
-	$(BIN)/pytest -q -n $(TEST_WORKERS)
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --durations=15
 
 # Everything but the tests marked slow (those that train or start processes for more than a
 # few seconds): under a minute on 2 cores.
