@@ -5,7 +5,11 @@ One dataclass per config group, each in the file of its concern: what is trained
 (:mod:`~dmx.config.mask`), how a run runs and what it records (:mod:`~dmx.config.impl`).
 Ranges are checked in ``__post_init__``, which runs when :func:`to_config`
 (:mod:`~dmx.config.loading`, the Hydra glue) turns the composed DictConfig into these
-dataclasses; that happens at start, in the CLI and in the task.
+dataclasses; that happens at start, in the CLI and in the task. :mod:`~dmx.config.validate`
+composes overrides with Hydra and checks them before anything runs.
+
+Layer 8 of 9: imports only dmx.common (and Hydra, OmegaConf). A new setting is one field
+here, one YAML line under conf/, and the code that uses it.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 ``token_masks`` (which tokens are hidden, and what they become), ``select`` (tokens, whole
 words, spans, PMI units), ``schedule`` (the rate over training), ``attention_masks`` (which
 keys a query may see), ``weights`` and ``adaptive`` (per-id rates).
+
+Layer 7 of 9, beside dmx.model: imports only dmx.common and torch (no Lightning, Hydra,
+OmegaConf, W&B or numpy; `make lint` checks it). A new masking strategy goes here (its
+choice in dmx.common.choices, its settings in dmx.config.mask).
 """
 
 from dmx.masking.attention_masks import AttentionPattern

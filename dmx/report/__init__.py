@@ -27,6 +27,10 @@ Unreadable runs (a corrupt metrics.json or config.yaml) are skipped with a
 the rest of a sweep; the CLI shows these warnings on stderr, tests catch them with
 ``pytest.warns``. Failed, running and unfinished (killed) runs are counted in every
 format, and failed runs are listed with their error message.
+
+Layer 5 of 9, beside dmx.training: imports dmx.data (GLUE's task table), dmx.common and no
+torch or Lightning. A new metric to report or a new statistic goes here (its catalogue
+entry in :mod:`~dmx.report.metrics`).
 """
 
 from __future__ import annotations
