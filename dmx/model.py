@@ -111,10 +111,14 @@ class SelfAttention(nn.Module):
         self.gate = nn.Linear(shape.d_model, 1) if shape.gate else None
 
     def forward(
-        self, x: torch.Tensor, attn_mask: torch.Tensor | None
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None, query: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``query`` (one position per row): attend from that position only, over every key;
+        the output is then (batch, 1, width). Scoring reads one position of each row."""
         batch, length, width = x.shape
         q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        if query is not None:
+            q, length = q[torch.arange(batch, device=x.device), :, query][:, :, None], 1
         weights = None
         if self.gate is not None:
             weights = torch.sigmoid(self.gate(x).squeeze(-1))  # (batch, length): D_j
@@ -175,9 +179,11 @@ class Block(nn.Module):
         self.drop = Dropout(shape.dropout)
 
     def forward(
-        self, x: torch.Tensor, attn_mask: torch.Tensor | None
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None, query: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attn(self.ln1(x), attn_mask)
+        attended, weights = self.attn(self.ln1(x), attn_mask, query)
+        if query is not None:  # the residual stream at the queried position only
+            x = x[torch.arange(len(x), device=x.device), query][:, None]
         x = x + self.drop(attended)
         return x + self.drop(self.ff(self.ln2(x))), weights
 
@@ -244,14 +250,7 @@ class MaskedLM(nn.Module):
         at all when nothing is padded, so SDPA may use its fastest kernel. ``token_types``
         (0 or 1 per position) adds the segment embeddings (see :meth:`add_segments`).
         """
-        length = input_ids.shape[1]
-        positions = torch.arange(length, device=input_ids.device)
-        x = self.tok(input_ids) + self.pos(positions)
-        if token_types is not None:
-            if self.segment is None:
-                raise ValueError("token_types given before add_segments()")
-            x = x + self.segment(token_types)
-        x = self.drop(x)
+        x = self._embed(input_ids, token_types)
         if attn_mask is None and padding is not None and not bool(padding.all()):
             attn_mask = padding[:, None, None, :]
         gate_means = []
@@ -264,6 +263,35 @@ class MaskedLM(nn.Module):
                 gate_means.append(weights[real].mean())
         gate_mean = torch.stack(gate_means).mean() if gate_means else None
         return self.ln_f(x), gate_mean
+
+    def _embed(self, input_ids: torch.Tensor, token_types: torch.Tensor | None) -> torch.Tensor:
+        length = input_ids.shape[1]
+        positions = torch.arange(length, device=input_ids.device)
+        x = self.tok(input_ids) + self.pos(positions)
+        if token_types is not None:
+            if self.segment is None:
+                raise ValueError("token_types given before add_segments()")
+            x = x + self.segment(token_types)
+        return self.drop(x)
+
+    def logits_at(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, vocab) at one position of each unpadded row, as
+        ``mlm_logits(encode(input_ids)[0], one-hot positions)`` computes them, for less: the
+        last block runs its query, residual and feed-forward at that position only (its
+        keys and values still see the whole row), then the head there. With two layers that
+        is about half the work of encoding every position (pseudo-log-likelihood needs one
+        masked copy of a sentence per token, and reads one position of each)."""
+        if self.shape.gate:  # the gate's bias is per query row: encode every position
+            hidden, _ = self.encode(input_ids)
+            selected = torch.zeros_like(input_ids, dtype=torch.bool)
+            selected[torch.arange(len(input_ids), device=input_ids.device), positions] = True
+            return self.mlm_logits(hidden, selected)
+        x = self._embed(input_ids, None)
+        for block in self.blocks[:-1]:
+            x, _ = block(x, None)
+        x, _ = self.blocks[-1](x, None, positions)
+        h = self.head_transform(self.ln_f(x[:, 0]))
+        return F.linear(h, self.tok.weight, self.head_bias)
 
     def mlm_logits(self, hidden: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
         """Logits (n_selected, vocab) at the selected positions only."""

@@ -116,7 +116,8 @@ def test_a_bad_option_or_key_is_one_line_and_exit_2(
         (
             ["nonsense=1"],
             "nonsense is not a dmx setting; the config has: seed, resume, experiment_name, "
-            "model, data, mask, attention, finetune, optim, trainer, impl, logger",
+            "untrained_control, model, data, mask, attention, finetune, eval, optim, trainer, "
+            "impl, logger",
         ),
         # Hydra's `+` adds a key the schema lacks; it must not be dropped without a word.
         (["++data.nonsense=1"], "data.nonsense is not a dmx setting; data has: source, name,"),

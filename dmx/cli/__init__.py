@@ -16,6 +16,7 @@ import typer
 
 from dmx import __version__
 from dmx.cli import bench, export, finetune, report, run, sync
+from dmx.cli import eval as eval_command
 from dmx.cli.common import PASS_THROUGH, OneLineErrors, help_text
 from dmx.cli.groups import groups_help
 
@@ -49,6 +50,7 @@ for command, settings, epilog in (
     (run.train, PASS_THROUGH, groups_help()),
     (run.sweep, PASS_THROUGH, groups_help()),
     (finetune.finetune, PASS_THROUGH, None),
+    (eval_command.eval, PASS_THROUGH, None),
     (report.report, None, None),
     (bench.bench, None, None),
     (sync.sync, None, None),

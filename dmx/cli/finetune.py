@@ -8,14 +8,18 @@ settings are checked before the first cell trains, so a bad override costs nothi
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dmx.cli.common import fail
+from dmx.cli.kept_runs import apply_each, runs_and_configs, saved_config
 from dmx.common.errors import UserError
+
+if TYPE_CHECKING:
+    from dmx.config import Config
 
 
 def finetune(
@@ -43,54 +47,24 @@ def finetune(
 
       dmx finetune outputs/runs/RUN finetune=embedded finetune.epochs=5
     """
-    from omegaconf import OmegaConf
-
-    from dmx.common.run_folder import CONFIG_FILE, ENCODER_FILE, find_runs
+    from dmx.common.run_folder import CONFIG_FILE
     from dmx.config.validate import finetune_config
     from dmx.run.train import add_finetuning
 
-    args = [*(overrides or []), *ctx.args]
-    try:
-        if not run_dir.is_dir():
-            raise UserError(f"{run_dir} is not a folder; give a run's folder or a sweep's")
-        runs = [r for r in find_runs(run_dir) if (r / ENCODER_FILE).is_file()]
-        if not runs:
+    def checked(run: Path, args: Sequence[str]) -> Config:
+        config = finetune_config(saved_config(run), args, where=str(run / CONFIG_FILE))
+        if config.finetune.name == "none":
             raise UserError(
-                f"{run_dir} holds no run with a kept encoder ({ENCODER_FILE}); dmx finetune "
-                "needs runs trained by dmx train to the end"
+                "nothing to fine-tune: give finetune=glue, finetune=tsv, finetune=hf or "
+                "finetune=embedded (with its settings)"
             )
-        configs = []
-        for run in runs:
-            saved = OmegaConf.load(run / CONFIG_FILE)
-            config = finetune_config(saved, args, where=str(run / CONFIG_FILE))
-            if config.finetune.name == "none":
-                raise UserError(
-                    "nothing to fine-tune: give finetune=glue, finetune=tsv, finetune=hf or "
-                    "finetune=embedded (with its settings)"
-                )
-            configs.append(config)
+        return config
+
+    try:
+        chosen = runs_and_configs(run_dir, [*(overrides or []), *ctx.args], "finetune", checked)
     except (UserError, OSError) as err:
         raise fail(err) from None
-    _show_progress()
-    for n, (run, config) in enumerate(zip(runs, configs, strict=True), start=1):
-        if len(runs) > 1:
-            typer.echo(f"run {n} of {len(runs)}: {run}")
-        try:
-            metrics = add_finetuning(config, run)
-        except UserError as err:
-            raise fail(err) from None
-        typer.echo(_closing(run, metrics))
-
-
-def _show_progress() -> None:
-    """dmx's own log lines (the cell under way, the time left) on the console, as a run
-    started by Hydra shows them."""
-    logger = logging.getLogger("dmx")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    apply_each(chosen, add_finetuning, _closing)
 
 
 def _closing(run: Path, metrics: dict) -> str:

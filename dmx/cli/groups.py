@@ -11,7 +11,17 @@ import dataclasses
 from importlib import resources
 
 # The groups a user chooses from, in the order --help lists them.
-GROUPS = ("mask", "attention", "data", "finetune", "model", "experiment", "rate", "hydra/launcher")
+GROUPS = (
+    "mask",
+    "attention",
+    "data",
+    "finetune",
+    "eval",
+    "model",
+    "experiment",
+    "rate",
+    "hydra/launcher",
+)
 # Launchers that are not files of dmx's config: Hydra's own and its installed plugins'.
 PLUGIN_LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm")
 

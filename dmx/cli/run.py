@@ -19,8 +19,8 @@ import typer
 from dmx.cli.common import fail
 from dmx.cli.groups import complete_override
 from dmx.cli.report import print_report
-from dmx.common.errors import UserError
-from dmx.common.overrides import hydra_overrides, is_override, override_value
+from dmx.common.errors import UserError, one_line
+from dmx.common.overrides import hydra_overrides, is_override, override_key, override_value
 
 DEFAULT_EXPERIMENT = "static_vs_dynamic"
 
@@ -186,12 +186,15 @@ def sweep(
         return
     folder = _sweep_folder(args, first_run)
     _check_output(folder, "hydra.sweep.dir")
+    control = _wants_control(first_run)
     if force:
         args.append("resume=false")
     if wandb:  # the same grid, run by W&B agents instead of this process
         _write_wandb_sweep(args, folder)
         return
     _run_hydra(["--multirun", *args])
+    if control:
+        _train_untrained(args, first_run, folder, force)
     _wait_for_other_processes(folder)
     typer.echo(f"\nsweep folder: {folder}")
     rows = print_report(folder, report_format, None)
@@ -207,6 +210,30 @@ def sweep(
             err=True,
         )
         raise typer.Exit(code=1)
+
+
+def _wants_control(first_run: list[str]) -> bool:
+    from dmx.config.validate import compose_checked
+
+    return compose_checked(first_run, devices=False).untrained_control
+
+
+def _train_untrained(args: list[str], first_run: list[str], folder: Path, force: bool) -> None:
+    """untrained_control=true: one run per seed of the grid, as its first run but never
+    pretrained (trainer.max_epochs=0), in the sweep folder as ``untrained,seed=N``. A run
+    finished there before trains nothing again, as the grid's do."""
+    from dmx.config.validate import sweep_seeds
+
+    base = [a for a in first_run if override_key(a) not in ("seed", "trainer.max_epochs")]
+    for seed in sweep_seeds(args, first_run):
+        run = folder / f"untrained,seed={seed}"
+        typer.echo(f"untrained control, seed {seed}: {run}")
+        extra = ["resume=false"] if force else []
+        where = f"hydra.run.dir='{run}'"  # quoted: the name holds ',' and '='
+        try:  # a failed control is recorded in its folder, as a failed run of the grid is
+            _run_hydra([*base, f"seed={seed}", "trainer.max_epochs=0", *extra, where])
+        except (Exception, SystemExit) as err:
+            typer.echo(f"untrained control, seed {seed}: failed ({one_line(err)})", err=True)
 
 
 def _say_how_to_upload(folder: Path) -> None:

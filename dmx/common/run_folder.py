@@ -40,6 +40,8 @@ CHECKPOINT_DIR = "checkpoints"
 # and dmx finetune later, starts from a copy of it.
 ENCODER_FILE = "encoder.pt"
 FINETUNE_DIR = "finetune"
+# Zero-shot evaluation: eval/<suite>/<paradigm>.json as each is scored, eval/<suite>.json.
+EVAL_DIR = "eval"
 LAST_CHECKPOINT = "last.ckpt"
 LOCK_FILE = ".lock"
 

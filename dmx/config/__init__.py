@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from dmx.common.choices import RESUME
 from dmx.config.checks import check
 from dmx.config.data import DataConfig, FinetuneConfig
+from dmx.config.eval import EvalConfig
 from dmx.config.impl import ImplConfig, LoggerConfig
 from dmx.config.mask import MaskConfig
 from dmx.config.model import AttentionConfig, ModelConfig, OptimConfig, TrainerConfig
@@ -33,11 +34,16 @@ class Config:
     resume: str = "auto"
     # Names the experiment in run folders and W&B; presets in experiments/ set it.
     experiment_name: str = "default"
+    # dmx sweep only: after the grid, one run per seed of the same encoder never pretrained
+    # (trainer.max_epochs=0), scored by the same downstream tasks: the control the report
+    # labels `untrained`, showing how far pretraining got above it. dmx train ignores it.
+    untrained_control: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     impl: ImplConfig = field(default_factory=ImplConfig)
@@ -61,9 +67,23 @@ class Config:
             f"({self.model.max_seq_len}); lower finetune.max_len or pick a larger model",
         )
         check(
-            self.trainer.max_epochs > 0 or self.finetune.name != "none",
+            self.trainer.max_epochs > 0 or self.finetune.name != "none" or self.eval.name != "none",
             "trainer.max_epochs=0 skips pretraining, which leaves nothing to do without a "
-            "downstream task; add finetune=embedded (or tsv, hf), or train for some epochs",
+            "downstream task; add eval=embedded or finetune=embedded (or blimp, tsv, hf), or "
+            "train for some epochs",
+        )
+        check(
+            not self.untrained_control or self.finetune.name != "none" or self.eval.name != "none",
+            "untrained_control=true adds runs that are only scored downstream; add eval=embedded "
+            "(or eval=blimp, finetune=...), or set untrained_control=false",
+        )
+        # PLL reads every other token of the sentence; an encoder that learned under a
+        # pattern hiding some of them would be scored on inputs it never saw.
+        check(
+            self.eval.name == "none" or self.attention.pattern in ("full", "learned_gate"),
+            f"eval={self.eval.name} scores sentences with full attention, but this encoder "
+            f"is pretrained under attention={self.attention.pattern}; evaluate runs "
+            "pretrained with attention=full (or learned_gate)",
         )
 
 
@@ -74,6 +94,7 @@ __all__ = [
     "AttentionConfig",
     "Config",
     "DataConfig",
+    "EvalConfig",
     "FinetuneConfig",
     "ImplConfig",
     "LoggerConfig",

@@ -216,6 +216,26 @@ def check_overrides(args: Sequence[str], *, multirun: bool) -> list[str]:
     return base
 
 
+def sweep_seeds(args: Sequence[str], first_run: Sequence[str]) -> list[str]:
+    """The seeds a sweep's grid runs, as its command and preset give them (the command line
+    winning, as in Hydra's basic sweeper); the config's one seed when none is swept.
+    ``first_run``: the grid's first run (:func:`check_overrides`), whose composition holds
+    the preset's sweep."""
+    overrides = config_overrides(args)
+    composed = compose_config([*first_run, *hydra_overrides(args)], with_hydra=True)
+    params = composed.hydra.sweeper.get("params") or {}
+    parsed = overrides_parser().parse_overrides(
+        [*(f"{k}={v}" for k, v in params.items()), *overrides]
+    )
+    seeds = [o for o in parsed if o.key_or_group == "seed"]
+    if not seeds:
+        return [str(composed.seed)]
+    last = seeds[-1]
+    if last.is_sweep_override():
+        return sweep_values(last, last.input_line or "seed")
+    return [str(last.value())]
+
+
 def check_output_folder(folder: str | os.PathLike[str], key: str) -> None:
     """The folder a command will write (``key`` names the setting that chose it) can be
     made and written: checked before Hydra makes it, so a file in the way or a folder
@@ -265,27 +285,38 @@ def sweep_dir(overrides: Sequence[str], grid: Sequence[str] = ()) -> str:
     return f"{folder}_{hashlib.sha256(chr(10).join(keys).encode()).hexdigest()[:8]}"
 
 
-# What dmx finetune may change in a finished run's config: the fine-tuning and how it runs.
-FINETUNE_GROUPS = ("finetune", "impl")
-
-
 def finetune_config(saved: DictConfig, overrides: Sequence[str], where: str) -> Config:
-    """A finished run's config (``saved``, its config.yaml) with ``overrides`` of the
-    fine-tuning and impl settings applied, checked.
+    """A finished run's config with ``dmx finetune``'s overrides applied (see
+    :func:`downstream_config`)."""
+    return downstream_config(saved, overrides, where, "finetune")
 
-    ``finetune=X`` starts from that task's preset unless the run already fine-tuned on X, in
-    which case its settings (a glue_dir, the tasks) are kept and the overrides change them.
-    Anything else is the pretraining's, which this encoder was trained under: refused.
+
+def eval_config(saved: DictConfig, overrides: Sequence[str], where: str) -> Config:
+    """A finished run's config with ``dmx eval``'s overrides applied (see
+    :func:`downstream_config`)."""
+    return downstream_config(saved, overrides, where, "eval")
+
+
+def downstream_config(
+    saved: DictConfig, overrides: Sequence[str], where: str, group: str
+) -> Config:
+    """A finished run's config (``saved``, its config.yaml) with ``overrides`` of the
+    ``group`` (finetune or eval) and impl settings applied, checked.
+
+    ``group=X`` starts from that preset unless the run already used X, in which case its
+    settings (a glue_dir, a blimp_dir) are kept and the overrides change them. Anything
+    else is the pretraining's, which this encoder was trained under: refused.
     """
+    groups = (group, "impl")
     for arg in overrides:
         key = override_key(arg)
-        if key.split(".")[0] not in FINETUNE_GROUPS or (key == "impl"):
+        if key.split(".")[0] not in groups or (key == "impl"):
             raise UserError(
-                f"{arg}: dmx finetune changes only finetune and impl settings; the rest is "
+                f"{arg}: dmx {group} changes only {group} and impl settings; the rest is "
                 f"the pretraining's (train another run for a different {key.split('.')[0]})"
             )
         if arg.startswith(("+", "~")):
-            raise UserError(f"{arg}: give plain key=value overrides to dmx finetune")
+            raise UserError(f"{arg}: give plain key=value overrides to dmx {group}")
         if "." in key and (message := unknown_key(key)):
             raise UserError(message)
     try:
@@ -299,10 +330,10 @@ def finetune_config(saved: DictConfig, overrides: Sequence[str], where: str) -> 
     assert isinstance(config, DictConfig)
     try:
         for override in parsed:
-            if override.key_or_group == "finetune":
+            if override.key_or_group == group:
                 chosen = str(override.value())
-                if chosen != config.finetune.name:
-                    config.finetune = compose_config([f"finetune={chosen}"]).finetune
+                if chosen != config[group].name:
+                    config[group] = compose_config([f"{group}={chosen}"])[group]
             else:
                 OmegaConf.update(config, override.key_or_group, override.value(), merge=False)
     except UserError:

@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -225,19 +225,24 @@ def _read_txt(file: Path, cfg: DataConfig) -> Iterator[str]:
             yield "\n".join(lines)
 
 
+def json_lines(lines: Iterable[str], where: Path, what: str) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON) for each non-blank line; a line that is not JSON is one
+    UserError naming it (``what``: what each line should be, for the message)."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(
+                f"{where} line {number} is not JSON ({err.msg}); each line of {what}"
+            ) from None
+
+
 def _read_jsonl(file: Path, cfg: DataConfig) -> Iterator[str]:
     field = cfg.text_field
     with _open_text(file) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise UserError(
-                    f"{file} line {number} is not JSON ({err.msg}); each line of a .jsonl "
-                    "file must be one JSON object"
-                ) from None
+        for number, record in json_lines(f, file, "a .jsonl file must be one JSON object"):
             if not isinstance(record, dict):
                 raise UserError(
                     f"{file} line {number} is a JSON {type(record).__name__}, not an object; "

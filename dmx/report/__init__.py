@@ -53,7 +53,7 @@ from dmx.report.groups import (
 )
 from dmx.report.labels import ALL_LABEL, STRATEGY_KEYS, format_value, group_label
 from dmx.report.latex import to_latex
-from dmx.report.metrics import DIAGNOSTICS, FINETUNE, GLUE, METRICS, Metric
+from dmx.report.metrics import DIAGNOSTICS, FINETUNE, GLUE, METRICS, ZERO_SHOT, Metric
 from dmx.report.plots import PLOT_FILES, PlotWarning, check_plot_dir, write_plots
 from dmx.report.render import FORMATS, check_format, render, to_csv, to_json, to_markdown
 from dmx.report.stats import Comparison, Stat, compare, describe, seeds_for_power
@@ -68,6 +68,7 @@ __all__ = [
     "DIAGNOSTICS",
     "FINETUNE",
     "GLUE",
+    "ZERO_SHOT",
     "FORMATS",
     "IGNORED_KEYS",
     "IMPL_PREFIX",
@@ -123,7 +124,7 @@ def load(
     """
     ignored = [k for k in IGNORED_KEYS if k != "seed"] if per_seed else IGNORED_KEYS
     rows = summarize(
-        collect(Path(root)), ignored=ignored, optional=(*FINETUNE, *GLUE, *DIAGNOSTICS)
+        collect(Path(root)), ignored=ignored, optional=(*ZERO_SHOT, *FINETUNE, *GLUE, *DIAGNOSTICS)
     )
     if baseline:
         compare_to(rows, baseline)

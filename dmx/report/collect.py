@@ -25,6 +25,16 @@ from dmx.common.run_folder import (
     read_metrics,
 )
 
+# What a run that never pretrained (trainer.max_epochs=0: the control) is called, in place of
+# its mask strategy; and the config keys that say how it would have pretrained, which did
+# not happen: left out, so untrained runs of any mask or length group together.
+UNTRAINED = "untrained"
+PRETRAINING_KEYS = ("mask.", "rate.", "trainer.max_epochs", "trainer.max_steps")
+# Settings of what ran after pretraining: `dmx finetune` and `dmx eval` change them after
+# config.yaml was written, and what each run measured is in its columns, so they never
+# split a group (a run fine-tuned afterwards is not `finetune=none`).
+DOWNSTREAM_KEYS = ("finetune.", "eval.")
+
 
 class SkippedRunWarning(UserWarning):
     """A run folder could not be read and is left out of the report."""
@@ -52,12 +62,19 @@ class Run:
         return self.config.get("seed") if seed is None else seed
 
     @property
+    def untrained(self) -> bool:
+        return self.metrics.get("pretrained") is False
+
+    @property
     def error(self) -> str | None:
         return self.metrics.get("error")
 
     @property
     def strategy(self) -> str | None:
-        """What the masker did, e.g. ``static(K=1)``; runs older than this field have None."""
+        """What the masker did, e.g. ``static(K=1)``, or ``untrained`` for a run that never
+        pretrained; runs older than this field have None."""
+        if self.untrained:
+            return UNTRAINED
         value = self.metrics.get("mask_strategy")
         return None if value is None else str(value)
 
@@ -111,7 +128,15 @@ def _read_run(path: Path) -> Run | None:
         return _skip(path / CONFIG_FILE, exc)
     written = (path / METRICS_FILE).stat().st_mtime
     status = _status(path, metrics)
-    return Run(path, status, flatten(config), metrics, written)
+    return Run(path, status, as_done(flatten(config), metrics), metrics, written)
+
+
+def as_done(config: dict[str, Any], metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The config as what was done to the run: no downstream settings, and for a run that
+    never pretrained none of the pretraining it did not do (its label says ``untrained``)."""
+    untrained = metrics.get("pretrained") is False
+    left_out = (*DOWNSTREAM_KEYS, *(PRETRAINING_KEYS if untrained else ()))
+    return {key: value for key, value in config.items() if not key.startswith(left_out)}
 
 
 def _status(path: Path, metrics: Mapping[str, Any]) -> str:

@@ -52,6 +52,13 @@ DIAGNOSTICS: tuple[Metric, ...] = (
 )
 
 
+# Zero-shot minimal pairs (eval=embedded, eval=blimp): the mean accuracy over paradigms,
+# shown and compared when some run recorded it. Chance is 50%.
+ZERO_SHOT: tuple[Metric, ...] = (
+    Metric("pairs_acc", "pairs acc", ".1%"),
+    Metric("blimp_acc", "BLiMP", ".1%"),
+)
+
 # What a fine-tuning evaluation records: shown, and compared, when some run recorded it.
 FINETUNE: tuple[Metric, ...] = (
     Metric("finetune_acc", "finetune acc", ".2%"),
@@ -92,11 +99,16 @@ GLUE = _glue_metrics()
 # p-value on them would only restate the setup.
 RESULT_KEYS: tuple[str, ...] = ("final_val_loss", "best_val_loss", "final_val_acc")
 FINETUNE_PREFIXES = ("finetune_", "glue_")
+ZERO_SHOT_PREFIXES = ("pairs_", "blimp_")
+# Counts, not results.
+NOT_RESULTS = ("blimp_pairs",)
 
 
 def is_result(metric: Metric) -> bool:
     """Whether a baseline comparison tests it: not the spread over fine-tuning seeds, which
     says how far to trust a figure, not what the experiment did."""
-    if metric.key.endswith("_seed_spread"):
+    if metric.key.endswith("_seed_spread") or metric.key in NOT_RESULTS:
         return False
-    return metric.key in RESULT_KEYS or metric.key.startswith(FINETUNE_PREFIXES)
+    return metric.key in RESULT_KEYS or metric.key.startswith(
+        (*FINETUNE_PREFIXES, *ZERO_SHOT_PREFIXES)
+    )

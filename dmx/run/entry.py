@@ -80,9 +80,19 @@ def closing_line(summary: dict[str, Any], run_dir: Path) -> str:
         tasks = summary.get("glue_tasks") or []
         finetuned = f"; GLUE score {figure('glue_score', '.3f')} over {', '.join(tasks)}"
     return (
-        f"done: {summary.get('mask_strategy', '?')}, {pretraining}{finetuned}; "
-        f"run folder: {run_dir}"
+        f"done: {summary.get('mask_strategy', '?')}, {pretraining}{finetuned}"
+        f"{zero_shot_part(summary)}; run folder: {run_dir}"
     )
+
+
+def zero_shot_part(summary: dict[str, Any]) -> str:
+    """``; BLiMP 54.5%`` and ``; pairs 61.2%`` for the suites a run scored, else nothing."""
+    parts = [
+        f"; {label} {summary[key]:.1%}"
+        for key, label in (("blimp_acc", "BLiMP"), ("pairs_acc", "pairs"))
+        if isinstance(summary.get(key), (int, float))
+    ]
+    return "".join(parts)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://dmx.conf", config_name="config")

@@ -24,6 +24,7 @@ from dmx.common.run_folder import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
     ENCODER_FILE,
+    EVAL_DIR,
     FINETUNE_DIR,
     HISTORY_FILE,
     METRICS_FILE,
@@ -135,7 +136,7 @@ def clear_run(run_dir: Path) -> None:
     of them can be mistaken for this run's."""
     for name in (HISTORY_FILE, METRICS_FILE, ADAPTIVE_FILE, ENCODER_FILE):
         (run_dir / name).unlink(missing_ok=True)
-    for name in (CHECKPOINT_DIR, FINETUNE_DIR):
+    for name in (CHECKPOINT_DIR, FINETUNE_DIR, EVAL_DIR):
         if (run_dir / name).is_dir():
             shutil.rmtree(run_dir / name)
 

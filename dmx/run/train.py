@@ -39,8 +39,10 @@ from dmx.common.run_folder import (
 from dmx.config import Config
 from dmx.data.datamodule import MLMDataModule
 from dmx.data.labelled import LabelledDataModule
+from dmx.data.minimal_pairs import Paradigm
 from dmx.data.tasks import LabelledTask
 from dmx.downstream.finetune import finetune_all, labelled_data, read_tasks
+from dmx.downstream.zeroshot import evaluate, read_suite, without_suite
 from dmx.model import MaskedLM
 from dmx.run import stops
 from dmx.run.allocator import keep_freed_memory
@@ -118,6 +120,7 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
     # failed run, as a fault later on is, so a sweep's report counts it.
     try:
         tasks = read_tasks(config)
+        suite = read_suite(config)
         data = _pretraining_data(config)
     except (UserError, stops.Stop):  # a stop here has trained nothing: there is no run yet
         raise
@@ -139,11 +142,7 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
             if rank_zero:
                 assert data.corpus is not None
                 save_encoder(run_dir, model, data.corpus.tokenizer)
-        if labelled:
-            scores, facts = finetune_all(config, model, labelled, run_dir)
-            # Without pretraining no fit has recorded where and how the run computed.
-            folder.write_summary(**{k: v for k, v in facts.items() if k not in folder.summary})
-            folder.write_summary(**scores)
+        _downstream(config, model, data, labelled, suite, folder, run_dir)
         folder.finish()
     except BaseException as err:
         folder.fail(err)
@@ -152,6 +151,27 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
         if logger:
             logger.close(folder.summary)
     return folder.summary
+
+
+def _downstream(
+    config: Config,
+    model: MaskedLM,
+    data: MLMDataModule,
+    labelled: list[LabelledDataModule],
+    suite: list[Paradigm],
+    folder: RunFolder,
+    run_dir: Path,
+) -> None:
+    """What is measured after pretraining, in order: fine-tuning (each cell on a copy of
+    the encoder), then the zero-shot suite on the encoder itself (rank 0 only)."""
+    if labelled:
+        scores, facts = finetune_all(config, model, labelled, run_dir)
+        # Without pretraining no fit has recorded where and how the run computed.
+        folder.write_summary(**{k: v for k, v in facts.items() if k not in folder.summary})
+        folder.write_summary(**scores)
+    if suite and is_rank_zero():
+        assert data.corpus is not None
+        folder.write_summary(**evaluate(config, model, data.corpus.tokenizer, suite, run_dir))
 
 
 def _encoder(
@@ -315,12 +335,7 @@ def add_finetuning(config: Config, run_dir: Path) -> dict[str, Any]:
     and gains (or updates) the fine-tuning fields.
     """
     with _holding(run_dir, "wait for it to finish"):
-        metrics = read_metrics(run_dir)
-        if metrics.get("status") != STATUS_DONE:
-            raise UserError(
-                f"{run_dir} holds an unfinished run (status {metrics.get('status')}); finish "
-                "it first with the dmx train command that started it"
-            )
+        metrics = _finished(run_dir)
         tasks = read_tasks(config)
         encoder, tokenizer = load_encoder(config, run_dir)
         labelled = labelled_data(config, tasks, tokenizer)
@@ -335,4 +350,34 @@ def add_finetuning(config: Config, run_dir: Path) -> dict[str, Any]:
     return metrics
 
 
-__all__ = ["RunFolderInUse", "add_finetuning", "pretrain", "train"]
+def add_eval(config: Config, run_dir: Path) -> dict[str, Any]:
+    """``dmx eval``: the zero-shot suite of ``config.eval`` on the encoder a finished run
+    kept, without pretraining again; returns the updated metrics.json.
+
+    Paradigms already scored with the same settings are read, not scored again, so a rerun
+    scores nothing and a killed one goes on at the first paradigm missing. metrics.json
+    keeps everything it held and gains (or updates) the zero-shot fields.
+    """
+    with _holding(run_dir, "wait for it to finish"):
+        metrics = _finished(run_dir)
+        suite = read_suite(config)
+        encoder, tokenizer = load_encoder(config, run_dir)
+        with using_threads(config.impl.threads):
+            scores = evaluate(config, encoder, tokenizer, suite, run_dir)
+        metrics = {**without_suite(metrics, config.eval.name), **scores}
+        write_json(run_dir / METRICS_FILE, metrics)
+    return metrics
+
+
+def _finished(run_dir: Path) -> dict[str, Any]:
+    """A finished run's metrics; an unfinished one is refused with the command that ends it."""
+    metrics = read_metrics(run_dir)
+    if metrics.get("status") != STATUS_DONE:
+        raise UserError(
+            f"{run_dir} holds an unfinished run (status {metrics.get('status')}); finish "
+            "it first with the dmx train command that started it"
+        )
+    return metrics
+
+
+__all__ = ["RunFolderInUse", "add_eval", "add_finetuning", "pretrain", "train"]

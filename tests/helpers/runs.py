@@ -33,6 +33,10 @@ TINY = [
     # One cell of the fine-tuning protocol's grid, for the tests that fine-tune at all.
     "finetune.lrs=[5e-4]",
     "finetune.seeds=[0]",
+    # A few pairs a paradigm, for the runs that score minimal pairs (the demo preset does);
+    # the untrained control only where a test asks for it.
+    "eval.pairs_per_paradigm=5",
+    "untrained_control=false",
     "impl.progress_bar=false",
     "logger=none",
 ]
