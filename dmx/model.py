@@ -111,12 +111,18 @@ class SelfAttention(nn.Module):
         self.gate = nn.Linear(shape.d_model, 1) if shape.gate else None
 
     def forward(
-        self, x: torch.Tensor, attn_mask: torch.Tensor | None, query: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+        query: torch.Tensor | None = None,
+        qkv: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``query`` (one position per row): attend from that position only, over every key;
-        the output is then (batch, 1, width). Scoring reads one position of each row."""
+        the output is then (batch, 1, width). Scoring reads one position of each row.
+        ``qkv``: the projections of ``x``, already computed (see :meth:`MaskedLM.logits_at`)."""
         batch, length, width = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(x) if qkv is None else qkv
+        q, k, v = qkv.view(batch, length, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
         if query is not None:
             q, length = q[torch.arange(batch, device=x.device), :, query][:, :, None], 1
         weights = None
@@ -179,9 +185,13 @@ class Block(nn.Module):
         self.drop = Dropout(shape.dropout)
 
     def forward(
-        self, x: torch.Tensor, attn_mask: torch.Tensor | None, query: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+        query: torch.Tensor | None = None,
+        qkv: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attn(self.ln1(x), attn_mask, query)
+        attended, weights = self.attn(self.ln1(x) if qkv is None else x, attn_mask, query, qkv)
         if query is not None:  # the residual stream at the queried position only
             x = x[torch.arange(len(x), device=x.device), query][:, None]
         x = x + self.drop(attended)
@@ -280,16 +290,27 @@ class MaskedLM(nn.Module):
         last block runs its query, residual and feed-forward at that position only (its
         keys and values still see the whole row), then the head there. With two layers that
         is about half the work of encoding every position (pseudo-log-likelihood needs one
-        masked copy of a sentence per token, and reads one position of each)."""
+        masked copy of a sentence per token, and reads one position of each).
+
+        The first block's projections depend only on a (token, position) pair, and the
+        masked copies of a sentence share all but one or a few of theirs: each distinct pair
+        is projected once and gathered back."""
         if self.shape.gate:  # the gate's bias is per query row: encode every position
             hidden, _ = self.encode(input_ids)
             selected = torch.zeros_like(input_ids, dtype=torch.bool)
             selected[torch.arange(len(input_ids), device=input_ids.device), positions] = True
             return self.mlm_logits(hidden, selected)
         x = self._embed(input_ids, None)
-        for block in self.blocks[:-1]:
-            x, _ = block(x, None)
-        x, _ = self.blocks[-1](x, None, positions)
+        first = self.blocks[0]
+        length = input_ids.shape[1]
+        pairs = input_ids * length + torch.arange(length, device=input_ids.device)
+        distinct, where = torch.unique(pairs, return_inverse=True)
+        once = self.tok(distinct // length) + self.pos(distinct % length)
+        qkv = first.attn.qkv(first.ln1(once))[where]
+        last = len(self.blocks) - 1
+        x, _ = first(x, None, positions if last == 0 else None, qkv)
+        for i in range(1, len(self.blocks)):
+            x, _ = self.blocks[i](x, None, positions if i == last else None)
         h = self.head_transform(self.ln_f(x[:, 0]))
         return F.linear(h, self.tok.weight, self.head_bias)
 

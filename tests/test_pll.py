@@ -130,16 +130,18 @@ def test_the_copies_hide_the_token_and_in_l2r_the_rest_of_its_word() -> None:
         copies_mask(words, "mlm")
 
 
-@pytest.mark.parametrize("gate", [False, True])
-def test_logits_at_one_position_equal_the_full_encoders(gate: bool) -> None:
-    """The last block at the scored position only computes what the whole encoder does
-    there (the learned gate's encoder takes the full path)."""
+@pytest.mark.parametrize(("gate", "layers"), [(False, 3), (False, 1), (True, 3)])
+def test_logits_at_one_position_equal_the_full_encoders(gate: bool, layers: int) -> None:
+    """The first block's shared projections and the last block at the scored position only
+    compute what the whole encoder does there (the learned gate's takes the full path)."""
     torch.manual_seed(1)
     shape = EncoderShape(
-        vocab_size=40, n_layers=3, d_model=32, n_heads=4, d_ff=64, max_seq_len=12, gate=gate
+        vocab_size=40, n_layers=layers, d_model=32, n_heads=4, d_ff=64, max_seq_len=12, gate=gate
     )
     model = MaskedLM(shape).eval()
     ids = torch.randint(5, 40, (6, 9))
+    ids[1:4] = ids[0]  # rows that share tokens at the same positions, as masked copies do
+    ids[2, 3] = ids[3, 5] = MASK_ID
     positions = torch.tensor([0, 3, 8, 4, 4, 1])
     selected = torch.zeros_like(ids, dtype=torch.bool)
     selected[torch.arange(6), positions] = True
@@ -147,3 +149,31 @@ def test_logits_at_one_position_equal_the_full_encoders(gate: bool) -> None:
         hidden, _ = model.encode(ids)
         full = model.mlm_logits(hidden, selected)
         torch.testing.assert_close(model.logits_at(ids, positions), full, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("scoring", [PLL, PLL_WORD_L2R])
+def test_the_benchs_transformers_scorer_gives_dmxs_scores(encoder: MaskedLM, scoring: str) -> None:
+    """dmx bench --pll compares speed alone: its plain transformers scorer (padded batches,
+    full logits) computes the same scores as dmx's."""
+    from dmx.bench.pll import _exported, hf_scores
+
+    ours = pll_scores(encoder, SENTENCES, scoring, cls_id=CLS_ID, sep_id=SEP_ID, mask_id=MASK_ID)
+    theirs = hf_scores(_exported(encoder), SENTENCES, scoring, bf16=False, max_tokens=30)
+    assert theirs == pytest.approx(ours, abs=1e-4)
+
+
+def test_dmx_bench_pll_scores_both_ways_alike_and_ends_with_the_ratio() -> None:
+    import re
+
+    from typer.testing import CliRunner
+
+    from dmx.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "--pll", "--model", "tiny", "--pairs", "4"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("PLL-word-l2r, 24 pairs (embedded), encoder 2 x 128")
+    accs = [re.search(r"acc (\S+)%$", line).group(1) for line in lines[1:3]]  # type: ignore[union-attr]
+    assert lines[1].startswith("dmx (sparse last block)")
+    assert lines[2].startswith("transformers (full logits)") and accs[0] == accs[1]
+    assert re.fullmatch(r"pll_ratio_vs_hf=\d+\.\d\d", lines[3])

@@ -73,6 +73,27 @@ def bench(
     tokens: Annotated[
         int, typer.Option("--tokens", min=10_000, help="--data: the corpus size in tokens.")
     ] = 10_000_000,
+    pll: Annotated[
+        bool,
+        typer.Option(
+            "--pll",
+            help="Time zero-shot scoring (PLL-word-l2r) of minimal pairs against a batched "
+            "transformers scorer on the same weights; ends with pll_ratio_vs_hf=X.XX.",
+        ),
+    ] = False,
+    run: Annotated[
+        Path | None,
+        typer.Option("--run", help="--pll: score this run's kept encoder (default: a fresh one)."),
+    ] = None,
+    blimp_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--blimp-dir", help="--pll: BLiMP's data/ folder (default: the embedded pairs)."
+        ),
+    ] = None,
+    pairs: Annotated[
+        int | None, typer.Option("--pairs", min=1, help="--pll: pairs per paradigm (default: all).")
+    ] = None,
 ) -> None:
     """Measure training speed in this process, next to HuggingFace at the same shape.
 
@@ -94,13 +115,17 @@ def bench(
       dmx bench --masking --seq-len 512 --batch-size 8
 
       dmx bench --data --tokens 100000000      [dim]# preprocessing rate, 100M tokens[/dim]
+
+      dmx bench --pll --run RUN --blimp-dir blimp/data --pairs 100
     """
-    modes = [flag for flag, on in (("--masking", masking), ("--data", data)) if on]
+    modes = [flag for flag, on in (("--masking", masking), ("--data", data), ("--pll", pll)) if on]
     training = [flag for flag, on in (("--vs-hf", vs_hf), ("--compile", compile_blocks)) if on]
     if len(modes) > 1 or (modes and training):  # --masking and --data time no training
         clash = " and ".join([*modes, *training])
         raise fail(f"{clash} are separate benchmarks; run them one at a time")
-    if masking:
+    if pll:
+        _bench_pll(model, run, blimp_dir, pairs, precision, vs_hf=True)
+    elif masking:
         _bench_masking(seq_len, batch_size, rounds or 7)
     elif data:
         _bench_data(tokens, vocab, seq_len)
@@ -161,6 +186,57 @@ def _bench_training(
     Console().print(table)
     for line in lines:
         typer.echo(line)
+
+
+def _bench_pll(
+    model: str,
+    run: Path | None,
+    blimp_dir: Path | None,
+    pairs: int | None,
+    precision: str,
+    *,
+    vs_hf: bool,
+) -> None:
+    from dmx.bench.model import check_precision
+    from dmx.bench.pll import bench_pll
+    from dmx.data.embedded.pairs import embedded_pairs
+    from dmx.data.minimal_pairs import read_blimp, subset
+    from dmx.run.allocator import keep_freed_memory
+    from dmx.training.encoder import load_encoder, new_encoder
+
+    keep_freed_memory()  # as dmx eval and dmx train run; both scorers profit alike
+    try:
+        check_precision(precision)
+        if run is not None:
+            from dmx.downstream.export import run_config
+
+            encoder, tokenizer = load_encoder(run_config(run), run)
+        else:
+            from dmx.config.validate import compose_checked
+            from dmx.data.corpus import load_corpus
+
+            config = compose_checked([f"model={model}"], devices=False)
+            tokenizer = load_corpus(config.data, require_batch=False).tokenizer
+            encoder = new_encoder(config, tokenizer.get_vocab_size())
+        suite = read_blimp(str(blimp_dir), None) if blimp_dir else embedded_pairs(0)
+        suite = [subset(p, pairs, 0) for p in suite]
+        timings = bench_pll(encoder, tokenizer, suite, "pll_word_l2r", bf16=precision == "bf16")
+    except UserError as err:
+        raise fail(err) from None
+    import torch
+
+    s = encoder.shape
+    typer.echo(
+        f"PLL-word-l2r, {timings[0].pairs:,} pairs ({'BLiMP' if blimp_dir else 'embedded'}), "
+        f"encoder {s.n_layers} x {s.d_model}, vocab {s.vocab_size}, {precision}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    for t in timings:
+        typer.echo(
+            f"{t.label:28} {t.seconds:8.1f} s  {t.pairs_per_s:8,.0f} pairs/s  acc {t.acc:.2%}"
+        )
+    if len(timings) > 1:
+        typer.echo(f"pll_ratio_vs_hf={timings[0].pairs_per_s / timings[1].pairs_per_s:.2f}")
 
 
 def _bench_data(tokens: int, vocab: int, seq_len: int) -> None:

@@ -64,7 +64,7 @@ def pll_scores(
     mask_id: int,
     device: torch.device | str = "cpu",
     bf16: bool = False,
-    max_tokens: int = 16384,
+    max_tokens: int = 4096,
 ) -> list[float]:
     """Each sentence's PLL (natural log), in order. ``max_tokens`` bounds a batch's
     rows x length, so memory stays flat whatever the sentences' lengths."""

@@ -358,6 +358,7 @@ def add_eval(config: Config, run_dir: Path) -> dict[str, Any]:
     scores nothing and a killed one goes on at the first paradigm missing. metrics.json
     keeps everything it held and gains (or updates) the zero-shot fields.
     """
+    keep_freed_memory()  # the copies' batches are allocated and freed again and again
     with _holding(run_dir, "wait for it to finish"):
         metrics = _finished(run_dir)
         suite = read_suite(config)
