@@ -184,6 +184,14 @@ def test_a_run_scores_the_pairs_and_dmx_eval_adds_blimp_without_pretraining(
     assert set(after) >= {"blimp_morphology", "blimp_syntax", "blimp_syntax_semantics"}
     assert set(after) >= {"blimp_anaphor_agreement", "blimp_argument_structure"}
     assert (run / "encoder.pt").stat().st_mtime_ns == pretrained  # nothing pretrained
+    plain = json.loads(invoke_dmx("report", str(run), "--format", "json", cwd=tmp_path).stdout)
+    detail = invoke_dmx("report", str(run), "--format", "json", "--zero-shot", cwd=tmp_path)
+    (row,) = json.loads(detail.stdout)
+    assert (
+        "blimp_morphology" not in plain[0] and plain[0]["blimp_acc"]["mean"] == after["blimp_acc"]
+    )
+    for key in ("blimp_morphology", "blimp_quantifiers", "pairs_a_an", "pairs_tense_time"):
+        assert row[key]["mean"] == pytest.approx(after[key]), key
     files = sorted((run / "eval" / "blimp").glob("*.json"))
     stamps = [f.stat().st_mtime_ns for f in files]
     again = invoke_dmx(*args, cwd=tmp_path)

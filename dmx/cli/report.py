@@ -52,6 +52,14 @@ def report(
             "credentials exist or WANDB_MODE says otherwise.",
         ),
     ] = False,
+    zero_shot: Annotated[
+        bool,
+        typer.Option(
+            "--zero-shot",
+            help="Also a column for each zero-shot field and phenomenon (BLiMP's "
+            "morphology, ..., island_effects; the embedded pairs' a_an, ...).",
+        ),
+    ] = False,
 ) -> None:
     """Gather every run under FOLDER into one table, grouped by what differs (seeds pooled).
 
@@ -74,7 +82,14 @@ def report(
       dmx report SWEEP --per-seed       [dim]# does it hold seed by seed?[/dim]
     """
     print_report(
-        folder, fmt, output, per_seed=per_seed, baseline=baseline or [], plot=plot, wandb=wandb
+        folder,
+        fmt,
+        output,
+        per_seed=per_seed,
+        baseline=baseline or [],
+        plot=plot,
+        wandb=wandb,
+        zero_shot=zero_shot,
     )
 
 
@@ -86,6 +101,7 @@ def print_report(
     baseline: list[str] | None = None,
     plot: Path | None = None,
     wandb: bool = False,
+    zero_shot: bool = False,
 ) -> list[Any]:
     """Print (or write) the report of ``folder``; returns its rows."""
     from dmx import report as report_module
@@ -105,7 +121,9 @@ def print_report(
                 report_module.parse_baseline(spec)
             if plot is not None:
                 report_module.check_plot_dir(plot)
-            rows = report_module.load(folder, per_seed=per_seed, baseline=baseline)
+            rows = report_module.load(
+                folder, per_seed=per_seed, baseline=baseline, zero_shot=zero_shot
+            )
             text = report_module.render(rows, fmt)
             plots = None
             if plot is not None:

@@ -53,7 +53,15 @@ from dmx.report.groups import (
 )
 from dmx.report.labels import ALL_LABEL, STRATEGY_KEYS, format_value, group_label
 from dmx.report.latex import to_latex
-from dmx.report.metrics import DIAGNOSTICS, FINETUNE, GLUE, METRICS, ZERO_SHOT, Metric
+from dmx.report.metrics import (
+    DIAGNOSTICS,
+    FINETUNE,
+    GLUE,
+    METRICS,
+    ZERO_SHOT,
+    Metric,
+    zero_shot_detail,
+)
 from dmx.report.plots import PLOT_FILES, PlotWarning, check_plot_dir, write_plots
 from dmx.report.render import FORMATS, check_format, render, to_csv, to_json, to_markdown
 from dmx.report.stats import Comparison, Stat, compare, describe, seeds_for_power
@@ -114,18 +122,23 @@ __all__ = [
 
 
 def load(
-    root: Path, per_seed: bool = False, baseline: str | Sequence[str] | None = None
+    root: Path,
+    per_seed: bool = False,
+    baseline: str | Sequence[str] | None = None,
+    zero_shot: bool = False,
 ) -> list[Row]:
     """The rows of every run under root, compared with the baseline group when one is
     named (``mask=static``; several KEY=VALUE when one does not single out a group).
 
     ``per_seed`` keeps each seed in a group of its own, to see whether a difference holds
-    seed by seed. Fine-tuning results join the columns when some run recorded them.
+    seed by seed. Zero-shot and fine-tuning results join the columns when some run recorded
+    them; ``zero_shot`` adds the zero-shot figures per field and phenomenon.
     """
     ignored = [k for k in IGNORED_KEYS if k != "seed"] if per_seed else IGNORED_KEYS
-    rows = summarize(
-        collect(Path(root)), ignored=ignored, optional=(*ZERO_SHOT, *FINETUNE, *GLUE, *DIAGNOSTICS)
-    )
+    runs = collect(Path(root))
+    detail = zero_shot_detail({k for r in runs for k in r.metrics}) if zero_shot else ()
+    optional = (*ZERO_SHOT, *detail, *FINETUNE, *GLUE, *DIAGNOSTICS)
+    rows = summarize(runs, ignored=ignored, optional=optional)
     if baseline:
         compare_to(rows, baseline)
     return rows

@@ -52,12 +52,31 @@ DIAGNOSTICS: tuple[Metric, ...] = (
 )
 
 
+ZERO_SHOT_PREFIXES = ("pairs_", "blimp_")
 # Zero-shot minimal pairs (eval=embedded, eval=blimp): the mean accuracy over paradigms,
 # shown and compared when some run recorded it. Chance is 50%.
 ZERO_SHOT: tuple[Metric, ...] = (
     Metric("pairs_acc", "pairs acc", ".1%"),
     Metric("blimp_acc", "BLiMP", ".1%"),
 )
+
+# BLiMP's fields, in BLiMP's order: the first of the detail columns (dmx report --zero-shot).
+BLIMP_FIELDS = ("morphology", "syntax", "semantics", "syntax_semantics")
+_NOT_DETAIL = {"blimp_acc", "pairs_acc", "blimp_pairs"}
+
+
+def zero_shot_detail(keys: set[str]) -> tuple[Metric, ...]:
+    """A column for every per-field and per-phenomenon figure some run recorded
+    (``blimp_<field>``, ``blimp_<phenomenon>``, ``pairs_<phenomenon>``): BLiMP's fields in
+    BLiMP's order, then the phenomena by name."""
+    found = sorted(k for k in keys if k.startswith(ZERO_SHOT_PREFIXES) and k not in _NOT_DETAIL)
+    fields = [f"blimp_{f}" for f in BLIMP_FIELDS if f"blimp_{f}" in found]
+    rest = [k for k in found if k not in fields]
+    return tuple(
+        Metric(k, k.replace("blimp_", "BLiMP ", 1).replace("pairs_", "pairs ", 1), ".1%")
+        for k in (*fields, *rest)
+    )
+
 
 # What a fine-tuning evaluation records: shown, and compared, when some run recorded it.
 FINETUNE: tuple[Metric, ...] = (
@@ -99,7 +118,6 @@ GLUE = _glue_metrics()
 # p-value on them would only restate the setup.
 RESULT_KEYS: tuple[str, ...] = ("final_val_loss", "best_val_loss", "final_val_acc")
 FINETUNE_PREFIXES = ("finetune_", "glue_")
-ZERO_SHOT_PREFIXES = ("pairs_", "blimp_")
 # Counts, not results.
 NOT_RESULTS = ("blimp_pairs",)
 
