@@ -145,6 +145,7 @@ def test_two_processes_train_what_one_does(tmp_path: Path, extra: list[str]) -> 
         ".lock",
         "config.yaml",
         "encoder.pt",
+        "encoder_best.pt",
         "history.csv",
         "metrics.json",
         "train.log",

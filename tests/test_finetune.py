@@ -366,6 +366,7 @@ def test_a_run_pretrains_then_writes_the_finetune_scores(
         "checkpoints",
         "config.yaml",
         "encoder.pt",
+        "encoder_best.pt",
         "finetune",
         "history.csv",
         "metrics.json",

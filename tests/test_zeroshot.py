@@ -285,3 +285,34 @@ def test_the_demo_sweep_adds_an_untrained_run_per_seed_that_the_report_names(
     stamps = {p: p.stat().st_mtime_ns for p in sweep.rglob("metrics.json")}
     invoke_dmx("sweep", *args, cwd=tmp_path)
     assert {p: p.stat().st_mtime_ns for p in sweep.rglob("metrics.json")} == stamps
+
+
+@pytest.mark.slow
+def test_the_best_encoder_is_kept_and_downstream_can_start_from_it(tmp_path: Path) -> None:
+    """encoder_best.pt holds the weights at the best validation loss (the epoch-end
+    checkpoint of best_val_epoch), and eval.encoder=best scores it."""
+    import torch
+
+    run = tmp_path / "run"
+    metrics = train_run(
+        run,
+        "trainer.max_epochs=6",
+        "impl.keep_checkpoints=10",
+        "eval=embedded",
+        "eval.encoder=best",
+    )
+    assert metrics["eval_encoder"] == "best"
+    steps_per_epoch = metrics["steps"] // metrics["epochs"]
+    step = metrics["best_val_epoch"] * steps_per_epoch
+    checkpoint = torch.load(run / "checkpoints" / f"step-{step:09d}.ckpt", weights_only=True)
+    best = torch.load(run / "encoder_best.pt", weights_only=True)["encoder"]
+    at_best = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()}
+    assert best.keys() <= at_best.keys()
+    assert all(torch.equal(best[k], at_best[k]) for k in best)
+    last = torch.load(run / "encoder.pt", weights_only=True)["encoder"]
+    same = all(torch.equal(best[k], last[k]) for k in best)
+    assert same == (metrics["best_val_epoch"] == metrics["epochs"])
+    invoke_dmx("eval", str(run), "eval=embedded", "eval.encoder=last", cwd=tmp_path)
+    assert read_metrics(run)["eval_encoder"] == "last"
+    again = invoke_dmx("eval", str(run), "eval=embedded", "eval.encoder=best", cwd=tmp_path)
+    assert read_metrics(run)["pairs_acc"] == metrics["pairs_acc"], again.stdout

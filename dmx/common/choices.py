@@ -37,10 +37,10 @@ DOC_SPLITS = ("blank_line", "line")
 FINETUNE_TASKS = ("none", "tsv", "hf", "embedded", "glue")
 POOLINGS = ("cls", "mean")
 # eval: the zero-shot suite scored after pretraining, how a sentence is scored, and which
-# encoder is scored (the final one; the one at the best validation loss is not kept yet).
+# encoder downstream starts from (the final one, or the one at the best validation loss).
 EVAL_SUITES = ("none", "blimp", "embedded")
 SCORINGS = ("pll_word_l2r", "pll")
-ENCODERS = ("last",)
+ENCODERS = ("last", "best")
 
 # impl: how a run runs. PRECISIONS are Lightning's names; BENCH_PRECISIONS are dmx bench's
 # short names for the two it times, and the Lightning precision each stands for.

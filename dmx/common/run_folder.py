@@ -39,6 +39,9 @@ CHECKPOINT_DIR = "checkpoints"
 # The pretrained encoder and its tokenizer, kept once pretraining ends: every fine-tuning cell,
 # and dmx finetune later, starts from a copy of it.
 ENCODER_FILE = "encoder.pt"
+# The encoder at the best validation loss so far (finetune.encoder=best, eval.encoder=best),
+# kept whatever impl.keep_checkpoints says.
+ENCODER_BEST_FILE = "encoder_best.pt"
 FINETUNE_DIR = "finetune"
 # Zero-shot evaluation: eval/<suite>/<paradigm>.json as each is scored, eval/<suite>.json.
 EVAL_DIR = "eval"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dmx.common.choices import DATA_SOURCES, DOC_SPLITS, FINETUNE_TASKS, POOLINGS
+from dmx.common.choices import DATA_SOURCES, DOC_SPLITS, ENCODERS, FINETUNE_TASKS, POOLINGS
 from dmx.config.checks import check, check_choice, check_split
 
 
@@ -122,6 +122,8 @@ class FinetuneConfig:
     # The sentence's representation: the first token's ([CLS]) hidden state, or the mean
     # over its real tokens.
     pooling: str = "cls"
+    # Which encoder is fine-tuned: the final one (last) or the one at the best validation loss.
+    encoder: str = "last"
     # The protocol (BERT's and RoBERTa's): every learning rate of lrs with every fine-tuning
     # seed of seeds, each for up to epochs epochs scored on dev after every one; a cell
     # scores its best epoch, a learning rate the median over seeds, the task its best
@@ -138,6 +140,7 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         check_choice("finetune.name", self.name, FINETUNE_TASKS)
         check_choice("finetune.pooling", self.pooling, POOLINGS)
+        check_choice("finetune.encoder", self.encoder, ENCODERS)
         check(
             self.name != "tsv" or bool(self.train_path and self.dev_path),
             "finetune=tsv needs finetune.train_path=... and finetune.dev_path=... (TSV files "

@@ -27,7 +27,9 @@ class EvalConfig:
     # pll_word_l2r (Kauf and Ivanova 2023: also mask the rest of the word) or pll (Salazar
     # et al. 2020: one token at a time).
     scoring: str = "pll_word_l2r"
-    # Which encoder is scored: the final one (last), as RoBERTa's downstream figures are.
+    # Which encoder is scored: the final one (last, as RoBERTa's downstream figures are), or
+    # the one at the best validation loss (best: is static masking's late loss only an
+    # early-stopping problem?).
     encoder: str = "last"
     # Masked copies scored per forward pass, as rows x length: speed and memory, never
     # results. On a 2-core CPU 4,096 was fastest (1,024 to 32,768 measured: docs/performance.md).

@@ -31,6 +31,7 @@ from dmx.common.run_folder import (
 )
 from dmx.run import provenance, stops
 from dmx.run.checkpoint_state import add_rng, restore_rng, set_rng, write_checkpoint
+from dmx.training.encoder import save_encoder
 
 
 class RunFolder(L.Callback):
@@ -172,6 +173,11 @@ class RunFolder(L.Callback):
         self.history.append(row)
         if self.rank_zero:
             write_history(self.run_dir / HISTORY_FILE, self.history)
+            if fitting and min(self.history, key=lambda r: r["val_loss"]) is row:
+                # The best so far (the first of equals, as best_val_epoch counts it): kept
+                # for finetune.encoder=best and eval.encoder=best, whatever keep_checkpoints.
+                tokenizer = trainer.datamodule.corpus.tokenizer
+                save_encoder(self.run_dir, pl_module.model, tokenizer, which="best")
             adaptive = getattr(trainer.datamodule, "adaptive", None)
             if adaptive is not None and adaptive.history:
                 write_json(self.run_dir / ADAPTIVE_FILE, adaptive.record())

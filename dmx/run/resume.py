@@ -23,6 +23,7 @@ from dmx.common.run_folder import (
     ADAPTIVE_FILE,
     CHECKPOINT_DIR,
     CONFIG_FILE,
+    ENCODER_BEST_FILE,
     ENCODER_FILE,
     EVAL_DIR,
     FINETUNE_DIR,
@@ -134,7 +135,7 @@ def loadable_checkpoint(run_dir: Path) -> Checkpoint | None:
 def clear_run(run_dir: Path) -> None:
     """Starting over: the previous attempt's history, metrics and checkpoints go, so none
     of them can be mistaken for this run's."""
-    for name in (HISTORY_FILE, METRICS_FILE, ADAPTIVE_FILE, ENCODER_FILE):
+    for name in (HISTORY_FILE, METRICS_FILE, ADAPTIVE_FILE, ENCODER_FILE, ENCODER_BEST_FILE):
         (run_dir / name).unlink(missing_ok=True)
     for name in (CHECKPOINT_DIR, FINETUNE_DIR, EVAL_DIR):
         if (run_dir / name).is_dir():

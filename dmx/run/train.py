@@ -165,13 +165,21 @@ def _downstream(
     """What is measured after pretraining, in order: fine-tuning (each cell on a copy of
     the encoder), then the zero-shot suite on the encoder itself (rank 0 only)."""
     if labelled:
-        scores, facts = finetune_all(config, model, labelled, run_dir)
+        encoder = _chosen_encoder(config, config.finetune.encoder, model, run_dir)
+        scores, facts = finetune_all(config, encoder, labelled, run_dir)
         # Without pretraining no fit has recorded where and how the run computed.
         folder.write_summary(**{k: v for k, v in facts.items() if k not in folder.summary})
-        folder.write_summary(**scores)
+        folder.write_summary(**scores, finetune_encoder=config.finetune.encoder)
     if suite and is_rank_zero():
         assert data.corpus is not None
-        folder.write_summary(**evaluate(config, model, data.corpus.tokenizer, suite, run_dir))
+        encoder = _chosen_encoder(config, config.eval.encoder, model, run_dir)
+        folder.write_summary(**evaluate(config, encoder, data.corpus.tokenizer, suite, run_dir))
+
+
+def _chosen_encoder(config: Config, which: str, model: MaskedLM, run_dir: Path) -> MaskedLM:
+    """The encoder downstream starts from: this run's final one, or the one kept at the
+    best validation loss."""
+    return model if which == "last" else load_encoder(config, run_dir, which)[0]
 
 
 def _encoder(
@@ -337,12 +345,12 @@ def add_finetuning(config: Config, run_dir: Path) -> dict[str, Any]:
     with _holding(run_dir, "wait for it to finish"):
         metrics = _finished(run_dir)
         tasks = read_tasks(config)
-        encoder, tokenizer = load_encoder(config, run_dir)
+        encoder, tokenizer = load_encoder(config, run_dir, config.finetune.encoder)
         labelled = labelled_data(config, tasks, tokenizer)
         if config.impl.compile:
             encoder.compile_blocks()
         scores, _ = finetune_all(config, encoder, labelled, run_dir)
-        metrics.update(scores)
+        metrics.update(scores, finetune_encoder=config.finetune.encoder)
         write_json(run_dir / METRICS_FILE, metrics)
     from dmx.tracking.wandb_run import log_finetuning  # W&B is imported only when a run needs it
 
@@ -362,7 +370,7 @@ def add_eval(config: Config, run_dir: Path) -> dict[str, Any]:
     with _holding(run_dir, "wait for it to finish"):
         metrics = _finished(run_dir)
         suite = read_suite(config)
-        encoder, tokenizer = load_encoder(config, run_dir)
+        encoder, tokenizer = load_encoder(config, run_dir, config.eval.encoder)
         with using_threads(config.impl.threads):
             scores = evaluate(config, encoder, tokenizer, suite, run_dir)
         metrics = {**without_suite(metrics, config.eval.name), **scores}

@@ -103,6 +103,9 @@ def cell_settings(config: Config, labelled: LabelledDataModule) -> dict[str, Any
         "weight_decay": ft.weight_decay,
         "warmup_frac": ft.warmup_frac,
         "max_steps": config.trainer.max_steps,
+        # Only when it is not the default, so cells fine-tuned before the choice existed
+        # (all from the final encoder) still count as this grid's.
+        **({"encoder": ft.encoder} if ft.encoder != "last" else {}),
     }
 
 
