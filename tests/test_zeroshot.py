@@ -316,3 +316,52 @@ def test_the_best_encoder_is_kept_and_downstream_can_start_from_it(tmp_path: Pat
     assert read_metrics(run)["eval_encoder"] == "last"
     again = invoke_dmx("eval", str(run), "eval=embedded", "eval.encoder=best", cwd=tmp_path)
     assert read_metrics(run)["pairs_acc"] == metrics["pairs_acc"], again.stdout
+
+
+@pytest.mark.slow
+def test_eval_epochs_score_during_pretraining_and_change_no_training_number(
+    tmp_path: Path,
+) -> None:
+    """eval.epochs=[1,3] adds the zero-shot accuracy to those epochs' history rows (and
+    W&B); training itself is untouched, to the bit."""
+    from dmx.common.run_folder import read_history
+
+    plain = train_run(tmp_path / "plain", "trainer.max_epochs=3", "eval=embedded")
+    run = tmp_path / "scored"
+    scored = train_run(
+        run, "trainer.max_epochs=3", "eval=embedded", "eval.epochs=[1,3]", "eval.epoch_pairs=4"
+    )
+    rows = read_history(run / "history.csv")
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    assert [isinstance(row["pairs_acc"], float) for row in rows] == [True, False, True]
+    assert all(0.0 <= row["pairs_acc"] <= 1.0 for row in (rows[0], rows[2]))
+    for key in ("final_val_loss", "best_val_loss", "final_val_acc", "final_train_loss"):
+        assert scored[key] == plain[key], key
+    assert scored["pairs_acc"] == plain["pairs_acc"]  # the end's evaluation, on all pairs
+    from dmx import report as rep
+
+    written = rep.write_plots(rep.load(tmp_path), tmp_path / "plots", "zero-shot")
+    assert sorted(p.name for p in written) == ["final_metrics.png", "pairs_acc.png", "val_loss.png"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ["eval.epochs=[1]"],
+            "eval.epochs scores minimal pairs during pretraining; choose them too "
+            "(eval=embedded or eval=blimp)",
+        ),
+        (
+            ["eval=embedded", "eval.epochs=[0,2]"],
+            "eval.epochs are epochs of pretraining, 1 or more; got [0, 2]",
+        ),
+    ],
+    ids=["no-suite", "epoch-0"],
+)
+def test_bad_eval_epochs_are_one_line(overrides: list[str], expected: str) -> None:
+    from dmx.config.validate import compose_checked
+
+    with pytest.raises(UserError) as err:
+        compose_checked(tiny(*overrides))
+    assert str(err.value) == expected

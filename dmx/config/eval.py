@@ -31,6 +31,11 @@ class EvalConfig:
     # the one at the best validation loss (best: is static masking's late loss only an
     # early-stopping problem?).
     encoder: str = "last"
+    # Epochs of pretraining after which the encoder is also scored (on epoch_pairs pairs a
+    # paradigm, the same seeded subset each time), into history.csv and W&B: zero-shot
+    # accuracy over training, beside the loss. null: only at the end.
+    epochs: list[int] | None = None
+    epoch_pairs: int = 50
     # Masked copies scored per forward pass, as rows x length: speed and memory, never
     # results. On a 2-core CPU 4,096 was fastest (1,024 to 32,768 measured: docs/performance.md).
     batch_tokens: int = 4096
@@ -49,3 +54,13 @@ class EvalConfig:
             "eval.paradigms=[] names no paradigm; list some, or set eval.paradigms=null for all",
         )
         check(self.batch_tokens >= 1, f"eval.batch_tokens must be >= 1, got {self.batch_tokens}")
+        check(
+            not self.epochs or self.name != "none",
+            "eval.epochs scores minimal pairs during pretraining; choose them too "
+            "(eval=embedded or eval=blimp)",
+        )
+        check(
+            all(e >= 1 for e in self.epochs or ()),
+            f"eval.epochs are epochs of pretraining, 1 or more; got {self.epochs}",
+        )
+        check(self.epoch_pairs >= 1, f"eval.epoch_pairs must be >= 1, got {self.epoch_pairs}")

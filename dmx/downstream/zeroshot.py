@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,25 @@ def evaluate(
     metrics.update(eval_scoring=config.eval.scoring, eval_encoder=config.eval.encoder)
     metrics["eval_s"] = time.perf_counter() - began
     return metrics
+
+
+def epoch_scorer(
+    config: Config, paradigms: list[Paradigm], tokenizer: Tokenizer
+) -> Callable[[MaskedLM], dict[str, float]]:
+    """What ``eval.epochs`` runs after those epochs' validation: the suite's mean accuracy
+    on ``eval.epoch_pairs`` pairs a paradigm (a seeded subset, the same each time), on the
+    encoder where it trains. Nothing is written; the caller records it with the epoch."""
+    cfg = config.eval
+    chosen = [subset(p, cfg.epoch_pairs, cfg.subset_seed) for p in paradigms]
+    prefix = PREFIXES[cfg.name]
+    bf16 = resolve_precision(config.impl).startswith("bf16")
+
+    def score(encoder: MaskedLM) -> dict[str, float]:
+        device = next(encoder.parameters()).device
+        accs = [_score(config, encoder, tokenizer, p, device, bf16)["acc"] for p in chosen]
+        return {f"{prefix}_acc": _mean(accs)}
+
+    return score
 
 
 def without_suite(metrics: dict[str, Any], suite: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,10 @@ class RunFolder(L.Callback):
         self._epoch_offset_at_start = 0.0
         self._mid_epoch = False  # whether the checkpoint being written is taken mid-epoch
         self._rng_at_first_batch: dict[str, Any] | None = None
+        # eval.epochs: after which epochs' validation the encoder is also scored zero-shot,
+        # and how (set by the run once its data is read).
+        self.score_epochs: set[int] = set()
+        self.score: Callable[[Any], dict[str, float]] | None = None
         self.summary: dict[str, Any] = {
             "status": STATUS_RUNNING,
             "seed": seed,
@@ -170,6 +175,12 @@ class RunFolder(L.Callback):
             "tokens_seen": pl_module.tokens_seen,
             "train_s": round(train_s, 3),
         }
+        if self.score is not None and fitting and row["epoch"] in self.score_epochs:
+            scores = self.score(pl_module.model)
+            row.update(scores)
+            if trainer.logger is not None:
+                logged = {f"val/{k}": v for k, v in scores.items()}
+                trainer.logger.log_metrics({**logged, "val/tokens_seen": row["tokens_seen"]})
         self.history.append(row)
         if self.rank_zero:
             write_history(self.run_dir / HISTORY_FILE, self.history)

@@ -42,7 +42,7 @@ from dmx.data.labelled import LabelledDataModule
 from dmx.data.minimal_pairs import Paradigm
 from dmx.data.tasks import LabelledTask
 from dmx.downstream.finetune import finetune_all, labelled_data, read_tasks
-from dmx.downstream.zeroshot import evaluate, read_suite, without_suite
+from dmx.downstream.zeroshot import epoch_scorer, evaluate, read_suite, without_suite
 from dmx.model import MaskedLM
 from dmx.run import stops
 from dmx.run.allocator import keep_freed_memory
@@ -132,6 +132,10 @@ def _train(config: Config, run_dir: Path, rank_zero: bool) -> dict[str, Any]:
     try:
         labelled = _record_data(config, data, tasks, folder)
         model = _encoder(config, run_dir, data, folder, pretraining)
+        if suite and config.eval.epochs and rank_zero:
+            assert data.corpus is not None
+            folder.score = epoch_scorer(config, suite, data.corpus.tokenizer)
+            folder.score_epochs = set(config.eval.epochs)
         if rank_zero:
             logger = _logger(config, run_dir, data, folder, wandb_id)
         if not encoder_kept:

@@ -32,7 +32,7 @@ from dmx.common.run_folder import HISTORY_FILE
 from dmx.report.cells import metrics_of
 from dmx.report.metrics import is_result
 from dmx.report.plots.adaptive import adaptive_figure, adaptive_trace
-from dmx.report.plots.curves import curve, val_loss_figure
+from dmx.report.plots.curves import curve, curves_figure, val_loss_figure
 from dmx.report.plots.metrics import differences_figure, final_metrics_figure
 from dmx.report.plots.style import save
 from dmx.report.summary import Row
@@ -42,7 +42,12 @@ FINAL_METRICS_FILE = "final_metrics.png"
 DIFFERENCES_FILE = "differences.png"
 ADAPTIVE_RATES_FILE = "adaptive_rates.png"
 PLOT_FILES: tuple[str, ...] = (VAL_LOSS_FILE, FINAL_METRICS_FILE)
-MAX_ADAPTIVE_GROUPS = 4  # rows of panels in adaptive_rates.png
+MAX_ADAPTIVE_GROUPS = 4
+# Zero-shot accuracy over pretraining (eval.epochs), drawn as <key>.png when some run has it.
+ZERO_SHOT_CURVES = {
+    "pairs_acc": "minimal-pair accuracy (embedded)",
+    "blimp_acc": "BLiMP accuracy",
+}  # rows of panels in adaptive_rates.png
 
 
 class PlotWarning(UserWarning):
@@ -89,6 +94,11 @@ def write_plots(rows: Sequence[Row], out_dir: Path, title: str) -> list[Path]:
             PlotWarning,
             stacklevel=2,
         )
+    for key, what in ZERO_SHOT_CURVES.items():  # eval.epochs: zero-shot during pretraining
+        curves = [curve(row, key) for row in rows]
+        if any(c is not None for c in curves):
+            figure = curves_figure(rows, curves, title, what, percent=True)
+            written.append(save(figure, out_dir / f"{key}.png"))
     adaptive = [(row, t) for row in rows if (t := adaptive_trace(row)) is not None]
     if adaptive:
         path = out_dir / ADAPTIVE_RATES_FILE

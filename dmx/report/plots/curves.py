@@ -1,6 +1,8 @@
 """val_loss.png: each group's validation loss over training, read from its runs'
-history.csv. The only figure drawn from a run's history rather than its final metrics.json,
-so the reading of history.csv and the averaging of curves over seeds live with it."""
+history.csv; and, for runs scored zero-shot during pretraining (eval.epochs), the same for
+their minimal-pair accuracy (pairs_acc.png, blimp_acc.png). The figures drawn from a run's
+history rather than its final metrics.json, so the reading of history.csv and the averaging
+of curves over seeds live with them."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from dmx.report.plots.style import (
     group_colors,
     legend_columns,
     new_figure,
+    percent_formatter,
     row_label,
     wrapped,
 )
@@ -40,8 +43,9 @@ class Curve:
     n: int  # runs with a history
 
 
-def curve(row: Row) -> Curve | None:
-    """The row's validation loss over steps, from each done run's history.csv.
+def curve(row: Row, key: str = "val_loss") -> Curve | None:
+    """The row's ``key`` (validation loss by default) over steps, from each done run's
+    history.csv.
 
     Runs of one config validate at the same steps, so the curve uses the steps all of
     them share, with no value made up; where their schedules differ (a changed
@@ -50,7 +54,7 @@ def curve(row: Row) -> Curve | None:
     """
     import numpy as np
 
-    histories = [h for h in (_history(run.path / HISTORY_FILE) for run in row.done) if h]
+    histories = [h for h in (_history(run.path / HISTORY_FILE, key) for run in row.done) if h]
     if not histories:
         return None
     shared = sorted(set.intersection(*(set(h) for h in histories)))
@@ -77,21 +81,32 @@ def curve(row: Row) -> Curve | None:
     return Curve(steps=steps, mean=mean, low=low, high=high, n=len(histories))
 
 
-def _history(path: Path) -> dict[float, float]:
-    """step -> val_loss of one run; empty when it has no readable history."""
+def _history(path: Path, key: str) -> dict[float, float]:
+    """step -> ``key`` of one run, at the rows that have it; empty when there are none."""
     try:
         records = read_history(path)
     except (OSError, ValueError):
         return {}
     points = {}
     for record in records:
-        step, loss = number(record.get("step")), number(record.get("val_loss"))
+        step, loss = number(record.get("step")), number(record.get(key))
         if step is not None and loss is not None and math.isfinite(loss):
             points[step] = loss
     return points
 
 
 def val_loss_figure(rows: Sequence[Row], curves: Sequence[Curve | None], title: str) -> Figure:
+    return curves_figure(rows, curves, title, "validation loss")
+
+
+def curves_figure(
+    rows: Sequence[Row],
+    curves: Sequence[Curve | None],
+    title: str,
+    what: str,
+    percent: bool = False,
+) -> Figure:
+    """Each group's curve of ``what`` over steps, mean and band, legend beside the axes."""
     figure, ax = new_figure()
     colors = group_colors(len(rows))
     for i, (row, c) in enumerate(zip(rows, curves, strict=True)):
@@ -103,10 +118,12 @@ def val_loss_figure(rows: Sequence[Row], curves: Sequence[Curve | None], title: 
         if c.n > 1:
             ax.fill_between(c.steps, c.low, c.high, color=color, alpha=0.18, linewidth=0)
     ax.set_xlabel("step")
-    ax.set_ylabel("validation loss")
+    ax.set_ylabel(what)
+    if percent:
+        ax.yaxis.set_major_formatter(percent_formatter())
     ax.grid(True, alpha=0.3)
     ax.set_title(BAND_NOTE, fontsize=10, color="0.35")
-    figure.suptitle(f"{title}: validation loss", fontsize=14, fontweight="bold")
+    figure.suptitle(f"{title}: {what}", fontsize=14, fontweight="bold")
     missing = [row.short_label for row, c in zip(rows, curves, strict=True) if c is None]
     if missing:
         ax.annotate(
