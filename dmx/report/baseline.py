@@ -130,6 +130,8 @@ def _test_text(comparison: Comparison) -> str:
         return f"paired t-test over seeds {', '.join(map(format_value, comparison.seeds))}"
     if comparison.test == WELCH:
         return "Welch's t-test (seeds not matched)"
+    if comparison.n == 0 or comparison.n_baseline == 0:
+        return "no test (not measured on both sides)"  # the untrained control has no loss
     return "no test (fewer than 2 done runs)"
 
 
