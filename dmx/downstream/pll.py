@@ -13,7 +13,8 @@ A sentence of n tokens needs n masked copies. Three things make that cheap here:
   (:meth:`~dmx.model.MaskedLM.logits_at`), not at every position;
 - everything runs under ``torch.inference_mode``, in bf16 autocast when asked.
 
-Imports torch and the model only: the caller tokenizes, this file scores ids.
+Imports torch and the model only (and the list of scorings): the caller tokenizes, this
+file scores ids.
 """
 
 from __future__ import annotations
@@ -25,11 +26,10 @@ from dataclasses import dataclass
 
 import torch
 
+from dmx.common.choices import SCORINGS
 from dmx.model import MaskedLM
 
-PLL = "pll"
-PLL_WORD_L2R = "pll_word_l2r"
-SCORINGS = (PLL_WORD_L2R, PLL)
+PLL_WORD_L2R, PLL = SCORINGS  # every allowed value is listed once, in dmx.common.choices
 
 
 @dataclass(frozen=True)
