@@ -52,7 +52,8 @@ def eval(  # noqa: A001 - the command's name
     from dmx.common.run_folder import CONFIG_FILE
     from dmx.config.validate import eval_config
     from dmx.downstream.zeroshot import read_suite
-    from dmx.run.train import add_eval
+    from dmx.run.entry import zero_shot_part
+    from dmx.run.finished import add_eval
 
     def checked(run: Path, args: Sequence[str]) -> Config:
         config = eval_config(saved_config(run), args, where=str(run / CONFIG_FILE))
@@ -68,10 +69,4 @@ def eval(  # noqa: A001 - the command's name
             read_suite(config)  # the pairs read and checked before anything is scored
     except (UserError, OSError) as err:
         raise fail(err) from None
-    apply_each(chosen, add_eval, lambda run, m: f"done:{_scores(m)[1:]}; {run}")
-
-
-def _scores(metrics: dict) -> str:
-    from dmx.run.entry import zero_shot_part
-
-    return zero_shot_part(metrics)
+    apply_each(chosen, add_eval, lambda run, m: f"done:{zero_shot_part(m)[1:]}; {run}")

@@ -49,7 +49,7 @@ def finetune(
     """
     from dmx.common.run_folder import CONFIG_FILE
     from dmx.config.validate import finetune_config
-    from dmx.run.train import add_finetuning
+    from dmx.run.finished import add_finetuning
 
     def checked(run: Path, args: Sequence[str]) -> Config:
         config = finetune_config(saved_config(run), args, where=str(run / CONFIG_FILE))

@@ -28,7 +28,6 @@ HUB_BLIMP = "nyu-mll/blimp"
 # The stream of base_hash that picks a paradigm's subset; its own number, so no other keyed
 # draw from the same seed shares bits with it.
 SUBSET_STREAM = 0xB11
-FIELDS = ("morphology", "syntax", "semantics", "syntax_semantics")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """One pretraining run, start to end: the Hydra entry (entry), the assembly from a Config
-(train), what a folder already holds and how a run continues it (resume), the files written
+(train), downstream on a finished run's kept encoder (finished: dmx finetune, dmx eval),
+what a folder already holds and how a run continues it (resume), the files written
 during training (callbacks), clean stops on a signal (stops), where it ran (provenance), the
 allocator setting (allocator), and where a sweep of runs is (sweep_progress).
 

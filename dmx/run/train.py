@@ -25,16 +25,14 @@ import torch
 from omegaconf import OmegaConf
 
 from dmx.common.errors import UserError
-from dmx.common.files import atomic_write_text, write_json
+from dmx.common.files import atomic_write_text
 from dmx.common.run_folder import (
     CONFIG_FILE,
     ENCODER_FILE,
     METRICS_FILE,
-    STATUS_DONE,
     RunFolderBusy,
     RunLock,
     is_rank_zero,
-    read_metrics,
 )
 from dmx.config import Config
 from dmx.data.datamodule import MLMDataModule
@@ -42,7 +40,7 @@ from dmx.data.labelled import LabelledDataModule
 from dmx.data.minimal_pairs import Paradigm
 from dmx.data.tasks import LabelledTask
 from dmx.downstream.finetune import finetune_all, labelled_data, read_tasks
-from dmx.downstream.zeroshot import epoch_scorer, evaluate, read_suite, without_suite
+from dmx.downstream.zeroshot import epoch_scorer, evaluate, read_suite
 from dmx.model import MaskedLM
 from dmx.run import stops
 from dmx.run.allocator import keep_freed_memory
@@ -76,12 +74,12 @@ def train(config: Config, run_dir: Path) -> dict[str, Any]:
         if not is_rank_zero():  # a data-parallel worker: rank 0 holds the folder and writes it
             return _train(config, run_dir, rank_zero=False)
         elsewhere = "wait for it to finish or train into another folder (hydra.run.dir=...)"
-        with _holding(run_dir, elsewhere):
+        with holding(run_dir, elsewhere):
             return _train(config, run_dir, rank_zero=True)
 
 
 @contextmanager
-def _holding(run_dir: Path, fix: str) -> Iterator[None]:
+def holding(run_dir: Path, fix: str) -> Iterator[None]:
     """The folder's lock for the block; a folder another process holds is refused, with
     ``fix`` saying what to do, before anything in it is touched."""
     lock = RunLock(run_dir)
@@ -338,59 +336,4 @@ def pretrain(
         trainer.validate(module, datamodule=data, verbose=False)
 
 
-def add_finetuning(config: Config, run_dir: Path) -> dict[str, Any]:
-    """``dmx finetune``: the protocol's cells for ``config.finetune`` on the encoder a
-    finished run kept, without pretraining again; returns the updated metrics.json.
-
-    Cells already in the folder are read, not trained again, so a rerun trains nothing and
-    a killed one resumes at the first missing cell. metrics.json keeps everything it held
-    and gains (or updates) the fine-tuning fields.
-    """
-    with _holding(run_dir, "wait for it to finish"):
-        metrics = _finished(run_dir)
-        tasks = read_tasks(config)
-        encoder, tokenizer = load_encoder(config, run_dir, config.finetune.encoder)
-        labelled = labelled_data(config, tasks, tokenizer)
-        if config.impl.compile:
-            encoder.compile_blocks()
-        scores, _ = finetune_all(config, encoder, labelled, run_dir)
-        metrics.update(scores, finetune_encoder=config.finetune.encoder)
-        write_json(run_dir / METRICS_FILE, metrics)
-    from dmx.tracking.wandb_run import log_finetuning  # W&B is imported only when a run needs it
-
-    log_finetuning(config, run_dir, metrics)
-    return metrics
-
-
-def add_eval(config: Config, run_dir: Path) -> dict[str, Any]:
-    """``dmx eval``: the zero-shot suite of ``config.eval`` on the encoder a finished run
-    kept, without pretraining again; returns the updated metrics.json.
-
-    Paradigms already scored with the same settings are read, not scored again, so a rerun
-    scores nothing and a killed one goes on at the first paradigm missing. metrics.json
-    keeps everything it held and gains (or updates) the zero-shot fields.
-    """
-    keep_freed_memory()  # the copies' batches are allocated and freed again and again
-    with _holding(run_dir, "wait for it to finish"):
-        metrics = _finished(run_dir)
-        suite = read_suite(config)
-        encoder, tokenizer = load_encoder(config, run_dir, config.eval.encoder)
-        with using_threads(config.impl.threads):
-            scores = evaluate(config, encoder, tokenizer, suite, run_dir)
-        metrics = {**without_suite(metrics, config.eval.name), **scores}
-        write_json(run_dir / METRICS_FILE, metrics)
-    return metrics
-
-
-def _finished(run_dir: Path) -> dict[str, Any]:
-    """A finished run's metrics; an unfinished one is refused with the command that ends it."""
-    metrics = read_metrics(run_dir)
-    if metrics.get("status") != STATUS_DONE:
-        raise UserError(
-            f"{run_dir} holds an unfinished run (status {metrics.get('status')}); finish "
-            "it first with the dmx train command that started it"
-        )
-    return metrics
-
-
-__all__ = ["RunFolderInUse", "add_eval", "add_finetuning", "pretrain", "train"]
+__all__ = ["RunFolderInUse", "holding", "pretrain", "train"]
